@@ -1,0 +1,64 @@
+# Everything a developer or CI runs goes through these targets. The virtualenv is made on
+# first use, so a fresh clone needs only Python, Go and openssl.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help:
+	@echo "make demo          start the local control plane and show it"
+	@echo "make test          run every test (starts a private control plane)"
+	@echo "make lint          ruff, mypy and import-linter"
+	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make bench         run the benchmarks in bench/"
+	@echo "make testenv-up    start the 'default' local control plane"
+	@echo "make testenv-down  stop it"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP)
+
+.PHONY: lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: test
+test: $(STAMP)
+	hack/testenv/build >/dev/null
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: crds
+crds: $(STAMP)
+	@echo "no custom resources are defined yet"
+
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python bench/testenv.py
+
+.PHONY: testenv-up
+testenv-up:
+	hack/testenv/up default
+
+.PHONY: testenv-down
+testenv-down:
+	hack/testenv/down default
+
+.PHONY: demo
+demo: $(STAMP)
+	hack/demo

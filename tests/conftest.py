@@ -1,0 +1,43 @@
+"""Fixtures shared by every test. Cluster fixtures start nothing until a test asks for them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from tests.support.cluster import cluster_under_test
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """A kubeconfig for the cluster under test (see tests/support/cluster.py)."""
+    with cluster_under_test() as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Any:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def core(api_client: Any) -> Any:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def namespace(core: Any) -> Iterator[str]:
+    """A namespace of the test's own, removed afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {"duet.aidatalabs.ai/test": "true"}}}
+    )
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
