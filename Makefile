@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m duet_operator.crdgen --check crds
 
 .PHONY: fmt
 fmt: $(STAMP)
@@ -45,7 +46,7 @@ test: $(STAMP)
 
 .PHONY: crds
 crds: $(STAMP)
-	@echo "no custom resources are defined yet"
+	$(BIN)/python -m duet_operator.crdgen crds
 
 .PHONY: bench
 bench: $(STAMP)

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.support.crds import create_custom_object
 from tests.support.failures import Failure, clear_failure, inject_failure
 from tests.support.wait import wait_until
 
@@ -199,25 +200,13 @@ def widget_crd(api_client: Any) -> Any:
 
 
 def create_widget(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> Any:
-    # The CRD's discovery can lag its Established condition by a moment; retry a 404 only.
     body = {
         "apiVersion": "testenv.duet.aidatalabs.ai/v1",
         "kind": "Widget",
         "metadata": {"name": name},
         "spec": spec,
     }
-
-    def attempt() -> Any:
-        try:
-            return custom.create_namespaced_custom_object(
-                "testenv.duet.aidatalabs.ai", "v1", namespace, "widgets", body
-            )
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-
-    return wait_until(attempt, timeout=15, what=f"widget {name} to be created")
+    return create_custom_object(custom, namespace, body)
 
 
 @pytest.mark.parametrize(

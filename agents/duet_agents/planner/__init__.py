@@ -1,0 +1,1 @@
+"""Requirements in, a validated and costed platform design out."""
