@@ -1,21 +1,58 @@
 """The `duet` command line.
 
 Scripts and CI depend on its commands and exit codes (../shared/DESIGN.md, "The command line
-contract"); keep them stable.
+contract"); keep them stable. Invalid input exits 2 with a message on stderr naming the field.
 """
 
 from __future__ import annotations
 
-import typer
+import enum
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, NoReturn
 
+import typer
+import yaml
+
+from duet_agents.planner import capacity
+from duet_agents.planner.errors import PlanningError
 from duet_operator import __version__
+from duet_operator.manifests import InvalidInputError, load_platform
+from duet_operator.render.config import PlatformSecrets, RenderConfig
+from duet_operator.render.platform import build_platform
 
 app = typer.Typer(
     name="duet",
     help="Design, provision, heal and query analytics data platforms on Kubernetes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+
+EXIT_INVALID_INPUT = 2
+EXIT_PLAN_REFUSED = 1
+
+
+class Output(enum.StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+class Planner(enum.StrEnum):
+    BUILTIN = "builtin"
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+
+
+FileOption = Annotated[
+    Path, typer.Option("-f", "--file", help="A YAML file with a DataPlatform.", show_default=False)
+]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"duet: {message}", err=True)
+    raise typer.Exit(code)
 
 
 @app.callback()
@@ -27,6 +64,65 @@ def main() -> None:
 def version() -> None:
     """Print Duet's version."""
     typer.echo(__version__)
+
+
+@app.command()
+def plan(
+    file: FileOption,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.YAML,
+    planner: Annotated[Planner, typer.Option(help="Who designs the platform.")] = Planner.BUILTIN,
+) -> None:
+    """Design a platform from a DataPlatform file, with no cluster: the design on stdout.
+
+    Exit 2: the file is invalid (the message names the field). Exit 1: no design meets the
+    requirements within the budget (the message gives the minimum cost).
+    """
+    if planner != Planner.BUILTIN:
+        fail(f"the {planner} planner is not available in this version", EXIT_INVALID_INPUT)
+    try:
+        platform = load_platform(file)
+        design = capacity.plan(platform.spec.plan_request())
+    except InvalidInputError as e:
+        fail(str(e), EXIT_INVALID_INPUT)
+    except PlanningError as e:
+        fail(str(e), EXIT_PLAN_REFUSED)
+    wire = design.wire()
+    if output == Output.JSON:
+        typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(yaml.safe_dump(wire, sort_keys=False, allow_unicode=True, width=120), nl=False)
+
+
+@app.command()
+def render(file: FileOption) -> None:
+    """The Kubernetes manifests of a platform's design, as multi-document YAML.
+
+    Credentials are generated afresh on every run: applying the output creates a platform
+    with new passwords, which is what a test or a GitOps bootstrap wants.
+    """
+    try:
+        platform = load_platform(file)
+        design = capacity.plan(platform.spec.plan_request())
+    except InvalidInputError as e:
+        fail(str(e), EXIT_INVALID_INPUT)
+    except PlanningError as e:
+        fail(str(e), EXIT_PLAN_REFUSED)
+    manifests = build_platform(platform, design, RenderConfig(), generate_secrets())
+    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
+
+
+def generate_secrets() -> PlatformSecrets:
+    def token() -> str:
+        return secrets.token_urlsafe(24)
+
+    return PlatformSecrets(
+        clickhouse_admin_password=token(),
+        clickhouse_readonly_password=token(),
+        clickhouse_cluster_secret=token(),
+        postgres_superuser_password=token(),
+        postgres_readonly_password=token(),
+        postgres_replication_password=token(),
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class PlanningError(ValueError):
     """The requirements cannot be met as asked. `reason` is a condition reason (CamelCase)."""
@@ -21,5 +23,5 @@ class BudgetInfeasibleError(PlanningError):
             f"the cheapest design that meets the requirements costs "
             f"${minimum_monthly_usd:,.0f}/month, over the budget of "
             f"${budget_monthly_usd:,.0f}/month: raise spec.budget.monthlyUSD to at least "
-            f"{minimum_monthly_usd:.0f} or relax spec.requirements"
+            f"{math.ceil(minimum_monthly_usd)} or relax spec.requirements"
         )

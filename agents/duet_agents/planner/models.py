@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from decimal import Decimal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from duet_agents.schema import CamelModel, Duration, ObjectName, Quantity
 from duet_agents.units import parse_duration, parse_quantity
@@ -37,12 +37,25 @@ class Requirements(CamelModel):
         default=10, ge=1, le=10_000, description="Queries running at the same time at peak."
     )
     query_latency_p95: Duration = Field(
-        default="1s", description="Target 95th-percentile latency of dashboard queries."
+        default="1s",
+        description="Target 95th-percentile latency of dashboard queries.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "duration(self) > duration('0s')", "message": "must be longer than 0s"}
+            ]
+        },
     )
     availability: Availability = Field(
         default=Availability.STANDARD,
         description="standard: one replica per shard; high: replicated shards and Keeper quorum.",
     )
+
+    @field_validator("query_latency_p95")
+    @classmethod
+    def _positive_latency(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s")
+        return value
 
     @property
     def data_bytes(self) -> int:

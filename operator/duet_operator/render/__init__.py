@@ -1,0 +1,1 @@
+"""Pure builders: (platform, design, config) -> Kubernetes manifests. No I/O, no globals."""

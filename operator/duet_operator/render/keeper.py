@@ -1,0 +1,125 @@
+"""ClickHouse Keeper: the Raft quorum that coordinates replication and distributed DDL."""
+
+from __future__ import annotations
+
+from duet_agents.planner.models import PlatformDesign
+from duet_operator.models import DataPlatform
+from duet_operator.render import objects as o
+from duet_operator.render.config import RenderConfig
+from duet_operator.render.naming import Names, labels, selector
+from duet_operator.render.xml import from_env, to_xml
+
+CLIENT_PORT = 2181
+RAFT_PORT = 9234
+METRICS_PORT = 9363
+DATA_DIR = "/var/lib/clickhouse-keeper"
+CONFIG_DIR = "/etc/clickhouse-keeper"
+APP = "clickhouse-keeper"
+
+
+def keeper_config(names: Names, replicas: int) -> str:
+    servers = [
+        {"id": i + 1, "hostname": names.keeper_host(i), "port": RAFT_PORT} for i in range(replicas)
+    ]
+    return to_xml(
+        {
+            "listen_host": "0.0.0.0",
+            "logger": {"console": 1, "level": "information"},
+            "keeper_server": {
+                "tcp_port": CLIENT_PORT,
+                # Each member learns its Raft id from its pod ordinal (see the command below).
+                "server_id": from_env("KEEPER_SERVER_ID"),
+                "log_storage_path": f"{DATA_DIR}/log",
+                "snapshot_storage_path": f"{DATA_DIR}/snapshots",
+                "coordination_settings": {
+                    "operation_timeout_ms": 10000,
+                    "session_timeout_ms": 30000,
+                    "raft_logs_level": "warning",
+                },
+                "raft_configuration": {"server": servers},
+            },
+            "prometheus": {
+                "endpoint": "/metrics",
+                "port": METRICS_PORT,
+                "metrics": True,
+                "events": True,
+                "asynchronous_metrics": True,
+            },
+        }
+    )
+
+
+def build_keeper(
+    platform: DataPlatform, design: PlatformDesign, config: RenderConfig
+) -> list[o.Manifest]:
+    keeper = design.clickhouse.keeper
+    if keeper.replicas == 0:
+        return []
+    names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
+    version = design.clickhouse.version
+    meta_labels = labels(names.platform, APP, "keeper", version)
+    select = selector(names.platform, APP)
+    config_xml = keeper_config(names, keeper.replicas)
+    ports = {"client": CLIENT_PORT, "raft": RAFT_PORT, "metrics": METRICS_PORT}
+
+    statefulset: o.Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": o.metadata(platform, names.keeper, meta_labels),
+        "spec": {
+            "serviceName": names.keeper_headless,
+            "replicas": keeper.replicas,
+            # Members must all start for the quorum to form; ordered start would wait forever
+            # for member 0 to be Ready, which needs a quorum.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": select},
+            "persistentVolumeClaimRetentionPolicy": o.claim_retention(
+                platform.spec.deletion_policy
+            ),
+            "template": {
+                "metadata": {
+                    "labels": meta_labels,
+                    "annotations": {o.CONFIG_HASH_ANNOTATION: o.content_hash(config_xml)},
+                },
+                "spec": {
+                    "securityContext": o.POD_SECURITY
+                    | {"runAsUser": 101, "runAsGroup": 101, "fsGroup": 101},
+                    "affinity": o.spread_replicas(select),
+                    "containers": [
+                        {
+                            "name": "keeper",
+                            "image": f"{config.keeper_image}:{version}",
+                            "command": [
+                                "/bin/sh",
+                                "-c",
+                                "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )) && exec "
+                                f"clickhouse-keeper --config-file={CONFIG_DIR}/keeper_config.xml",
+                            ],
+                            "ports": o.container_ports(ports),
+                            "resources": o.container_resources(keeper.resources),
+                            "securityContext": o.CONTAINER_SECURITY,
+                            "readinessProbe": {
+                                "tcpSocket": {"port": "client"},
+                                "periodSeconds": 5,
+                            },
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": DATA_DIR},
+                                {"name": "config", "mountPath": CONFIG_DIR},
+                            ],
+                        }
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": names.keeper_config}}],
+                },
+            },
+            "volumeClaimTemplates": [o.volume_claim_template("data", keeper.storage)],
+        },
+    }
+    manifests = [
+        o.config_map(platform, names.keeper_config, meta_labels, {"keeper_config.xml": config_xml}),
+        o.headless_service(platform, names.keeper_headless, meta_labels, select, ports),
+        o.service(platform, names.keeper, meta_labels, select, {"client": CLIENT_PORT}),
+        statefulset,
+    ]
+    if keeper.replicas >= 3:
+        manifests.append(o.disruption_budget(platform, names.keeper, meta_labels, select))
+    return manifests

@@ -1,0 +1,191 @@
+"""Small builders for the Kubernetes objects every component needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from duet_agents.planner.models import Resources, Storage
+from duet_operator.models import API_VERSION, DataPlatform
+from duet_operator.models.dataplatform import DeletionPolicy
+
+Manifest = dict[str, Any]
+CONFIG_HASH_ANNOTATION = "duet.aidatalabs.ai/config-hash"
+
+
+def owner_reference(platform: DataPlatform) -> dict[str, Any]:
+    """Children are owned by their platform, so Kubernetes' garbage collector removes them
+    with it; `controller: true` lets `kubectl get` and other controllers see who manages them."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "DataPlatform",
+        "name": platform.metadata.name,
+        "uid": platform.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(
+    platform: DataPlatform, name: str, labels: dict[str, str], *, owned: bool = True
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": platform.metadata.namespace,
+        "labels": labels,
+    }
+    # Without a uid (`duet render` of a file) there is no owner to point at yet.
+    if owned and platform.metadata.uid:
+        meta["ownerReferences"] = [owner_reference(platform)]
+    return meta
+
+
+def content_hash(*parts: Any) -> str:
+    """A stable hash of configuration, put on pod templates so a change rolls the pods."""
+    encoded = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def container_resources(resources: Resources) -> dict[str, Any]:
+    # Requests equal limits: the design sizes for the limit, and Guaranteed QoS keeps the
+    # kernel's OOM killer off databases first.
+    amounts = {"cpu": resources.cpu, "memory": resources.memory}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def volume_claim_template(name: str, storage: Storage) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": storage.size}},
+    }
+    if storage.storage_class:
+        spec["storageClassName"] = storage.storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def claim_retention(policy: DeletionPolicy) -> dict[str, str]:
+    """What happens to a StatefulSet's volumes: kept when it is scaled down (data is never
+    dropped by a resize), deleted with the platform only when the user asked for it."""
+    when_deleted = "Delete" if policy == DeletionPolicy.DELETE else "Retain"
+    return {"whenDeleted": when_deleted, "whenScaled": "Retain"}
+
+
+def spread_replicas(selector: dict[str, str]) -> dict[str, Any]:
+    """Prefer replicas of one shard (or Keeper members) on different nodes. Preferred, not
+    required: a laptop with one node must still run a replicated design."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": selector},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
+
+
+def headless_service(
+    platform: DataPlatform,
+    name: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    ports: dict[str, int],
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(platform, name, labels),
+        "spec": {
+            "clusterIP": "None",
+            # Peers must find each other before they are Ready (Raft, replication bootstrap).
+            "publishNotReadyAddresses": True,
+            "selector": selector,
+            "ports": service_ports(ports),
+        },
+    }
+
+
+def service(
+    platform: DataPlatform,
+    name: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    ports: dict[str, int],
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(platform, name, labels),
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": service_ports(ports)},
+    }
+
+
+def service_ports(ports: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
+        for name, port in sorted(ports.items())
+    ]
+
+
+def container_ports(ports: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "containerPort": port, "protocol": "TCP"}
+        for name, port in sorted(ports.items())
+    ]
+
+
+def disruption_budget(
+    platform: DataPlatform, name: str, labels: dict[str, str], selector: dict[str, str]
+) -> Manifest:
+    """One voluntary disruption at a time (drains, upgrades) for a replicated group."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(platform, name, labels),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+    }
+
+
+def config_map(
+    platform: DataPlatform, name: str, labels: dict[str, str], data: dict[str, str]
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(platform, name, labels),
+        "data": data,
+    }
+
+
+def secret(
+    platform: DataPlatform, name: str, labels: dict[str, str], data: dict[str, str]
+) -> Manifest:
+    """Secrets are not owned by the platform: they outlive it unless deletionPolicy is Delete,
+    so volumes that were retained can still be opened."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(platform, name, labels, owned=False),
+        "stringData": data,
+    }
+
+
+def secret_env(name: str, secret_name: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+
+
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}

@@ -1,0 +1,230 @@
+"""PostgreSQL for metadata: a primary and streaming replicas in one StatefulSet.
+
+Pod 0 is the primary; every other pod clones it with pg_basebackup on first start and follows
+it as a hot standby. The read-write Service selects pod 0 by its index label, the read-only
+Service every instance. (Failover, promoting a standby, is the healer's job.)
+"""
+
+from __future__ import annotations
+
+from duet_agents.planner.models import PlatformDesign
+from duet_agents.units import parse_quantity
+from duet_operator.models import DataPlatform
+from duet_operator.render import objects as o
+from duet_operator.render.config import RenderConfig
+from duet_operator.render.naming import Names, labels, selector
+
+PORT = 5432
+METRICS_PORT = 9187
+APP = "postgres"
+DATA_DIR = "/var/lib/postgresql/data"
+PGDATA = f"{DATA_DIR}/pgdata"
+CONFIG_DIR = "/etc/duet-postgres"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+
+SUPERUSER = "postgres"
+READONLY_USER = "readonly"
+REPLICATION_USER = "replicator"
+SUPERUSER_PASSWORD_KEY = "superuser-password"
+READONLY_PASSWORD_KEY = "readonly-password"
+REPLICATION_PASSWORD_KEY = "replication-password"
+
+ENTRYPOINT = f"""#!/bin/sh
+# Pod 0 starts (and on first start initialises) the primary. Any other pod clones the primary
+# once, then runs as a hot standby that streams from it.
+set -eu
+ordinal="${{HOSTNAME##*-}}"
+if [ "$ordinal" != "0" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  export PGPASSWORD="$POSTGRES_REPLICATION_PASSWORD"
+  until pg_basebackup --host="$PRIMARY_HOST" --username={REPLICATION_USER} \\
+      --pgdata="$PGDATA" --write-recovery-conf --wal-method=stream --checkpoint=fast; do
+    echo "waiting for the primary at $PRIMARY_HOST"; rm -rf "$PGDATA"; sleep 5
+  done
+  unset PGPASSWORD
+  chmod 0700 "$PGDATA"
+fi
+exec docker-entrypoint.sh postgres -c config_file={CONFIG_DIR}/postgresql.conf \\
+  -c hba_file={CONFIG_DIR}/pg_hba.conf
+"""
+
+# Runs once, when the primary's data directory is created (the image's init hook).
+INIT_SQL_SCRIPT = f"""#!/bin/sh
+set -eu
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \\
+  -v readonly_password="$POSTGRES_READONLY_PASSWORD" \\
+  -v replication_password="$POSTGRES_REPLICATION_PASSWORD" <<'SQL'
+CREATE ROLE {REPLICATION_USER} WITH REPLICATION LOGIN PASSWORD :'replication_password';
+CREATE ROLE {READONLY_USER} WITH LOGIN PASSWORD :'readonly_password';
+GRANT pg_read_all_data TO {READONLY_USER};
+ALTER ROLE {READONLY_USER} SET default_transaction_read_only = on;
+SQL
+"""
+
+HBA = f"""# Managed by Duet.
+local   all             all                                     trust
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+host    replication     {REPLICATION_USER}      all                     scram-sha-256
+host    all             all             all                     scram-sha-256
+"""
+
+
+def postgresql_conf(memory: str) -> str:
+    # PostgreSQL's guidance: shared_buffers about a quarter of memory, effective_cache_size
+    # about three quarters.
+    mib = int(parse_quantity(memory)) // 2**20
+    settings = {
+        "listen_addresses": "'*'",
+        "max_connections": "200",
+        "shared_buffers": f"'{max(mib // 4, 32)}MB'",
+        "effective_cache_size": f"'{max(mib * 3 // 4, 64)}MB'",
+        "wal_level": "replica",
+        "max_wal_senders": "10",
+        "max_replication_slots": "10",
+        "hot_standby": "on",
+        "wal_keep_size": "'1GB'",
+        "password_encryption": "'scram-sha-256'",
+        "log_min_duration_statement": "1000",
+    }
+    lines = [f"{key} = {value}" for key, value in sorted(settings.items())]
+    return "# Managed by Duet.\n" + "\n".join(lines) + "\n"
+
+
+def build_postgres(
+    platform: DataPlatform, design: PlatformDesign, config: RenderConfig
+) -> list[o.Manifest]:
+    pg = design.postgres
+    if not pg.enabled or pg.instances == 0:
+        return []
+    names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
+    meta_labels = labels(names.platform, APP, "database", pg.version)
+    select = selector(names.platform, APP)
+    files = {
+        "postgresql.conf": postgresql_conf(pg.resources.memory),
+        "pg_hba.conf": HBA,
+        "entrypoint.sh": ENTRYPOINT,
+        "init-roles.sh": INIT_SQL_SCRIPT,
+    }
+    credentials = names.postgres_credentials
+    env = [
+        {"name": "PGDATA", "value": PGDATA},
+        {"name": "POSTGRES_USER", "value": SUPERUSER},
+        {
+            "name": "PRIMARY_HOST",
+            "value": names.fqdn(f"{names.postgres}-0", names.postgres_headless),
+        },
+        o.secret_env("POSTGRES_PASSWORD", credentials, SUPERUSER_PASSWORD_KEY),
+        o.secret_env("POSTGRES_READONLY_PASSWORD", credentials, READONLY_PASSWORD_KEY),
+        o.secret_env("POSTGRES_REPLICATION_PASSWORD", credentials, REPLICATION_PASSWORD_KEY),
+    ]
+    probe = {
+        "exec": {"command": ["pg_isready", "--host=127.0.0.1", f"--username={SUPERUSER}"]},
+        "periodSeconds": 5,
+    }
+    statefulset: o.Manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": o.metadata(platform, names.postgres, meta_labels),
+        "spec": {
+            "serviceName": names.postgres_headless,
+            "replicas": pg.instances,
+            # Standbys clone the primary, so the primary comes first.
+            "podManagementPolicy": "OrderedReady",
+            "selector": {"matchLabels": select},
+            "persistentVolumeClaimRetentionPolicy": o.claim_retention(
+                platform.spec.deletion_policy
+            ),
+            "template": {
+                "metadata": {
+                    "labels": meta_labels,
+                    "annotations": {o.CONFIG_HASH_ANNOTATION: o.content_hash(files)},
+                },
+                "spec": {
+                    "securityContext": o.POD_SECURITY
+                    | {"runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
+                    "affinity": o.spread_replicas(select),
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": f"{config.postgres_image}:{pg.version}",
+                            "command": ["/bin/sh", f"{CONFIG_DIR}/entrypoint.sh"],
+                            "env": env,
+                            "ports": o.container_ports({"postgres": PORT}),
+                            "resources": o.container_resources(pg.resources),
+                            "securityContext": o.CONTAINER_SECURITY,
+                            "readinessProbe": probe,
+                            "livenessProbe": probe | {"periodSeconds": 10, "failureThreshold": 6},
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": DATA_DIR},
+                                {"name": "config", "mountPath": CONFIG_DIR},
+                                {
+                                    "name": "config",
+                                    "mountPath": "/docker-entrypoint-initdb.d/init-roles.sh",
+                                    "subPath": "init-roles.sh",
+                                },
+                            ],
+                        },
+                        {
+                            "name": "exporter",
+                            "image": config.postgres_exporter_image,
+                            "env": [
+                                {
+                                    "name": "DATA_SOURCE_URI",
+                                    "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable",
+                                },
+                                {"name": "DATA_SOURCE_USER", "value": SUPERUSER},
+                                o.secret_env(
+                                    "DATA_SOURCE_PASS", credentials, SUPERUSER_PASSWORD_KEY
+                                ),
+                            ],
+                            "ports": o.container_ports({"metrics": METRICS_PORT}),
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"cpu": "200m", "memory": "128Mi"},
+                            },
+                            "securityContext": o.CONTAINER_SECURITY,
+                        },
+                    ],
+                    "volumes": [{"name": "config", "configMap": {"name": names.postgres_config}}],
+                },
+            },
+            "volumeClaimTemplates": [o.volume_claim_template("data", pg.storage)],
+        },
+    }
+    primary = select | {POD_INDEX_LABEL: "0"}
+    manifests = [
+        o.config_map(platform, names.postgres_config, meta_labels, files),
+        o.headless_service(
+            platform, names.postgres_headless, meta_labels, select, {"postgres": PORT}
+        ),
+        o.service(platform, names.postgres_rw, meta_labels, primary, {"postgres": PORT}),
+        o.service(
+            platform,
+            names.postgres_ro,
+            meta_labels,
+            select,
+            {"postgres": PORT, "metrics": METRICS_PORT},
+        ),
+        statefulset,
+    ]
+    if pg.instances > 1:
+        manifests.append(o.disruption_budget(platform, names.postgres, meta_labels, select))
+    return manifests
+
+
+def credentials_secret(
+    platform: DataPlatform, names: Names, superuser: str, readonly: str, replication: str
+) -> o.Manifest:
+    return o.secret(
+        platform,
+        names.postgres_credentials,
+        labels(names.platform, APP, "credentials"),
+        {
+            "superuser": SUPERUSER,
+            SUPERUSER_PASSWORD_KEY: superuser,
+            "readonly-user": READONLY_USER,
+            READONLY_PASSWORD_KEY: readonly,
+            "replication-user": REPLICATION_USER,
+            REPLICATION_PASSWORD_KEY: replication,
+        },
+    )

@@ -1,0 +1,119 @@
+"""`duet plan` and `duet render` keep the command line contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from duet_operator.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "manifests" / "examples" / "dataplatform.yaml"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def write(tmp_path: Path, spec: str) -> Path:
+    path = tmp_path / "platform.yaml"
+    path.write_text(
+        "apiVersion: duet.aidatalabs.ai/v1alpha1\nkind: DataPlatform\n"
+        f"metadata: {{name: p}}\nspec:\n{spec}"
+    )
+    return path
+
+
+def test_plan_prints_the_design_as_json_with_the_documented_fields(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["plan", "-f", str(EXAMPLE), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    design = json.loads(result.stdout)
+    assert set(design) == {
+        "clickhouse",
+        "postgres",
+        "estimatedMonthlyCostUSD",
+        "rationale",
+        "planner",
+    }
+    assert set(design["clickhouse"]) == {
+        "version",
+        "shards",
+        "replicas",
+        "resources",
+        "storage",
+        "keeper",
+    }
+    assert design["clickhouse"]["replicas"] == 2
+    assert design["planner"] == {"provider": "builtin"}
+    assert design["estimatedMonthlyCostUSD"] > 0
+
+
+def test_plan_prints_yaml_by_default(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["plan", "-f", str(EXAMPLE)])
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout)["clickhouse"]["shards"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (
+            "  requirements: {dataVolume: 1Ti, availability: gold}\n",
+            "spec.requirements.availability",
+        ),
+        ("  requirements: {}\n", "spec.requirements.dataVolume"),
+        ("  requirements: {dataVolume: 1Ti}\n  deletionPolicy: Shred\n", "spec.deletionPolicy"),
+        ("  requirements: {dataVolume: 1Ti}\n  surprise: 1\n", "spec.surprise"),
+    ],
+)
+def test_invalid_input_exits_2_naming_the_field(
+    runner: CliRunner, tmp_path: Path, spec: str, field: str
+) -> None:
+    result = runner.invoke(app, ["plan", "-f", str(write(tmp_path, spec))])
+    assert result.exit_code == 2
+    assert field in result.stderr
+    assert result.stdout == ""
+
+
+def test_unreadable_and_foreign_files_exit_2(runner: CliRunner, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["plan", "-f", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2
+    other = tmp_path / "cm.yaml"
+    other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    foreign = runner.invoke(app, ["plan", "-f", str(other)])
+    assert foreign.exit_code == 2
+    assert "no document of kind DataPlatform" in foreign.stderr
+
+
+def test_a_budget_below_the_cheapest_design_exits_1_with_the_minimum(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    spec = "  requirements: {dataVolume: 6Ti, availability: high}\n  budget: {monthlyUSD: 100}\n"
+    result = runner.invoke(app, ["plan", "-f", str(write(tmp_path, spec))])
+    assert result.exit_code == 1
+    assert "spec.budget.monthlyUSD to at least" in result.stderr
+
+
+def test_model_planners_are_refused_until_configured(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["plan", "-f", str(EXAMPLE), "--planner", "anthropic"])
+    assert result.exit_code == 2
+
+
+def test_render_prints_manifests_without_owner_references(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["render", "-f", str(EXAMPLE)])
+    assert result.exit_code == 0, result.stderr
+    manifests = list(yaml.safe_load_all(result.stdout))
+    kinds = {m["kind"] for m in manifests}
+    assert kinds == {"Secret", "ConfigMap", "Service", "StatefulSet", "PodDisruptionBudget"}
+    assert all("ownerReferences" not in m["metadata"] for m in manifests)
+    assert {m["metadata"]["namespace"] for m in manifests} == {"default"}
+    # Fresh credentials each run.
+    again = list(yaml.safe_load_all(runner.invoke(app, ["render", "-f", str(EXAMPLE)]).stdout))
+    first = next(m for m in manifests if m["kind"] == "Secret")["stringData"]["admin-password"]
+    second = next(m for m in again if m["kind"] == "Secret")["stringData"]["admin-password"]
+    assert first != second
