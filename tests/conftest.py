@@ -11,6 +11,8 @@ import pytest
 from kubernetes import client, config
 
 from tests.support.cluster import cluster_under_test
+from tests.support.crds import install_crds
+from tests.support.operator import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,27 @@ def namespace(core: Any) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def crds(api_client: Any) -> list[str]:
+    """Duet's CRDs installed in the cluster under test."""
+    return install_crds(api_client)
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: Any, crds: list[str]) -> Any:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture(scope="session")
+def duet_operator(
+    kubeconfig: Path, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """`duet operator run`, watching the tests' namespaces, for the whole session."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(kubeconfig, log).start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -44,6 +44,11 @@ SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
 POD_JITTER_MS = 1000
+# Fake nodes cost nothing, so they are large: many platforms (the reconcile benchmark runs
+# 200) fit at once, and a test of Unschedulable pins something larger still.
+NODE_CPU = 1000
+NODE_MEMORY = "4Ti"
+NODE_PODS = 1000
 
 # kwok's stock stages that we use, relative to its module's kustomize/stage directory.
 STOCK_STAGES = (
@@ -397,8 +402,8 @@ metadata:
     type: kwok
     topology.kubernetes.io/zone: zone-{name.rsplit("-", 1)[-1]}
 status:
-  allocatable: {{cpu: "32", memory: 128Gi, pods: "250"}}
-  capacity: {{cpu: "32", memory: 128Gi, pods: "250"}}
+  allocatable: {{cpu: "{NODE_CPU}", memory: {NODE_MEMORY}, pods: "{NODE_PODS}"}}
+  capacity: {{cpu: "{NODE_CPU}", memory: {NODE_MEMORY}, pods: "{NODE_PODS}"}}
 """
 
 

@@ -111,6 +111,35 @@ def render(file: FileOption) -> None:
     typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
 
 
+operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)
+app.add_typer(operator_app, name="operator")
+
+
+@operator_app.command("run")
+def operator_run(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Watch only this namespace (repeatable)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics, /healthz and /readyz (0: none).")
+    ] = None,
+    kubeconfig: Annotated[
+        str | None, typer.Option(envvar="KUBECONFIG", help="Outside a cluster: its kubeconfig.")
+    ] = None,
+) -> None:
+    """Run the operator in the foreground against the cluster (all namespaces by default)."""
+    from duet_operator.main import run  # noqa: PLC0415 - kopf loads only for this command
+    from duet_operator.settings import OperatorSettings  # noqa: PLC0415
+
+    settings = OperatorSettings()
+    if namespace:
+        settings = settings.model_copy(update={"namespaces": namespace})
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
+    run(settings, kubeconfig)
+
+
 def generate_secrets() -> PlatformSecrets:
     def token() -> str:
         return secrets.token_urlsafe(24)

@@ -7,19 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from duet_operator.models import GROUP, VERSION, DataPlatform
-from tests.support.crds import create_custom_object, install_crds
+from tests.support.crds import create_custom_object
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def custom(api_client: Any) -> Any:
-    install_crds(api_client)
-    return client.CustomObjectsApi(api_client)
 
 
 def create(custom: Any, namespace: str, spec: dict[str, Any], name: str = "p") -> Any:

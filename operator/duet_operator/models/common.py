@@ -25,6 +25,8 @@ class ObjectMeta(CamelModel):
     uid: str | None = None
     generation: int | None = None
     resource_version: str | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 

@@ -14,7 +14,14 @@ from duet_operator.models import DataPlatform
 from duet_operator.render import objects as o
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.keeper import CLIENT_PORT as KEEPER_PORT
-from duet_operator.render.naming import CLUSTER_NAME, SHARD_LABEL, Names, labels, selector
+from duet_operator.render.naming import (
+    CLUSTER_NAME,
+    SHARD_LABEL,
+    Names,
+    claim_labels,
+    labels,
+    selector,
+)
 from duet_operator.render.xml import from_env, to_xml
 
 HTTP_PORT = 8123
@@ -258,7 +265,9 @@ def shard_statefulset(
                     "volumes": [{"name": "config", "configMap": {"name": names.clickhouse_config}}],
                 },
             },
-            "volumeClaimTemplates": [o.volume_claim_template("data", ch.storage)],
+            "volumeClaimTemplates": [
+                o.volume_claim_template("data", ch.storage, claim_labels(names.platform, APP))
+            ],
         },
     }
 

@@ -6,7 +6,7 @@ from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.render import objects as o
 from duet_operator.render.config import RenderConfig
-from duet_operator.render.naming import Names, labels, selector
+from duet_operator.render.naming import Names, claim_labels, labels, selector
 from duet_operator.render.xml import from_env, to_xml
 
 CLIENT_PORT = 2181
@@ -111,7 +111,9 @@ def build_keeper(
                     "volumes": [{"name": "config", "configMap": {"name": names.keeper_config}}],
                 },
             },
-            "volumeClaimTemplates": [o.volume_claim_template("data", keeper.storage)],
+            "volumeClaimTemplates": [
+                o.volume_claim_template("data", keeper.storage, claim_labels(names.platform, APP))
+            ],
         },
     }
     manifests = [

@@ -112,3 +112,8 @@ def labels(platform: str, name: str, component: str, version: str | None = None)
 def selector(platform: str, name: str) -> dict[str, str]:
     """The immutable subset of labels that StatefulSets and Services select on."""
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": platform}
+
+
+def claim_labels(platform: str, name: str) -> dict[str, str]:
+    """Labels of volume claims: immutable in a StatefulSet, so nothing that changes (no version)."""
+    return selector(platform, name) | {PLATFORM_LABEL: platform}

@@ -54,14 +54,17 @@ def container_resources(resources: Resources) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def volume_claim_template(name: str, storage: Storage) -> dict[str, Any]:
+def volume_claim_template(name: str, storage: Storage, labels: dict[str, str]) -> dict[str, Any]:
+    """The claim each pod gets. Labelled with the platform so its volumes can be found (and,
+    under deletionPolicy Delete, removed) after the StatefulSet is gone. A StatefulSet's claim
+    templates are immutable once created: growth happens on the claims themselves."""
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": storage.size}},
     }
     if storage.storage_class:
         spec["storageClassName"] = storage.storage_class
-    return {"metadata": {"name": name}, "spec": spec}
+    return {"metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
 def claim_retention(policy: DeletionPolicy) -> dict[str, str]:

@@ -12,7 +12,7 @@ from duet_agents.units import parse_quantity
 from duet_operator.models import DataPlatform
 from duet_operator.render import objects as o
 from duet_operator.render.config import RenderConfig
-from duet_operator.render.naming import Names, labels, selector
+from duet_operator.render.naming import Names, claim_labels, labels, selector
 
 PORT = 5432
 METRICS_PORT = 9187
@@ -188,7 +188,9 @@ def build_postgres(
                     "volumes": [{"name": "config", "configMap": {"name": names.postgres_config}}],
                 },
             },
-            "volumeClaimTemplates": [o.volume_claim_template("data", pg.storage)],
+            "volumeClaimTemplates": [
+                o.volume_claim_template("data", pg.storage, claim_labels(names.platform, APP))
+            ],
         },
     }
     primary = select | {POD_INDEX_LABEL: "0"}

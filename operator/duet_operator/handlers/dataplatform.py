@@ -1,0 +1,120 @@
+"""kopf handlers of DataPlatform: thin adapters from kopf's events to the Reconciler.
+
+Parse the body into the model, run the reconcile under the platform's lock, post the events
+it returns, and turn a failed apply into a retry. Everything else lives in reconcile.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from duet_operator import metrics
+from duet_operator.models import GROUP, VERSION, DataPlatform
+from duet_operator.models.dataplatform import Phase
+from duet_operator.reconcile import Outcome, Reconciler
+from duet_operator.render.naming import PLATFORM_LABEL
+
+log = logging.getLogger("duet.platforms")
+PLURAL = "dataplatforms"
+KIND = "DataPlatform"
+
+
+def _lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
+    # The drift timer, the change handlers and the StatefulSet watch of one platform run as
+    # separate tasks in kopf; one at a time per platform keeps status reads and writes ordered
+    # (and each transition's Event posted once).
+    locks: dict[str, asyncio.Lock] = memo.locks
+    return locks.setdefault(f"{namespace}/{name}", asyncio.Lock())
+
+
+def _publish(body: Any, platform: DataPlatform, outcome: Outcome) -> None:
+    ref = f"{platform.metadata.namespace}/{platform.metadata.name}"
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        log.log(level, "%s %s: %s", ref, event.reason, event.message)
+    namespace = platform.metadata.namespace or ""
+    phase = outcome.status.phase
+    metrics.set_phase(namespace, platform.metadata.name, phase)
+    if phase == Phase.READY and platform.status.phase != Phase.READY:
+        created = platform.metadata.creation_timestamp
+        first_ready = platform.status.phase in (None, Phase.PLANNING, Phase.PROVISIONING)
+        if created and first_ready:
+            metrics.TIME_TO_READY.observe((datetime.now(UTC) - created).total_seconds())
+
+
+async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """create, update, resume and the drift timer: plan, apply, observe, report."""
+    reconciler: Reconciler = memo.reconciler
+    async with _lock(memo, namespace, name):
+        # kopf's body is the event's snapshot, and a handler that waited for the lock holds
+        # an old one (a timer could re-apply the design an update just replaced): read anew.
+        body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
+        if body is None:
+            return
+        platform = DataPlatform.model_validate(body)
+        if platform.metadata.deletion_timestamp:
+            return
+        with metrics.reconcile_timer(KIND):
+            outcome = await reconciler.reconcile(platform)
+    _publish(body, platform, outcome)
+    if outcome.apply_error:
+        raise kopf.TemporaryError(
+            outcome.apply_error, delay=reconciler.settings.apply_retry_seconds
+        )
+
+
+async def refresh_platform_of(
+    labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A StatefulSet of a platform changed: report the platform's readiness again."""
+    reconciler: Reconciler = memo.reconciler
+    name = labels.get(PLATFORM_LABEL)
+    if not name or not namespace:
+        return
+    async with _lock(memo, namespace, name):
+        # Read inside the lock: the status this refresh starts from is the latest written.
+        body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return
+        platform = DataPlatform.model_validate(body)
+        with metrics.reconcile_timer("DataPlatformStatus"):
+            outcome = await reconciler.refresh(platform)
+    _publish(body, platform, outcome)
+
+
+async def finalize_platform(body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Deletion: keep or remove volumes and Secrets as spec.deletionPolicy says."""
+    platform = DataPlatform.model_validate(dict(body))
+    reconciler: Reconciler = memo.reconciler
+    deleted = await reconciler.finalize(platform)
+    metrics.forget_platform(platform.metadata.namespace or "", platform.metadata.name)
+    ref = f"{platform.metadata.namespace}/{platform.metadata.name}"
+    if deleted:
+        log.info("%s deleted; deletionPolicy Delete removed %s", ref, ", ".join(deleted))
+    else:
+        log.info("%s deleted; deletionPolicy Retain kept its volumes and Secrets", ref)
+
+
+def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
+    resource = (GROUP, VERSION, PLURAL)
+    for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
+        decorator(*resource, registry=registry)(reconcile_platform)
+    kopf.timer(
+        *resource,
+        registry=registry,
+        id="drift",
+        interval=resync_seconds,
+        initial_delay=resync_seconds,
+        # A platform being deleted is the finalizer's.
+        when=lambda meta, **_: not meta.get("deletionTimestamp"),
+    )(reconcile_platform)
+    kopf.on.delete(*resource, registry=registry)(finalize_platform)
+    kopf.on.event(
+        "apps", "v1", "statefulsets", registry=registry, labels={PLATFORM_LABEL: kopf.PRESENT}
+    )(refresh_platform_of)

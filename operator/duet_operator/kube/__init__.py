@@ -1,0 +1,1 @@
+"""Kubernetes I/O: the only package that talks to the API server (besides kopf itself)."""

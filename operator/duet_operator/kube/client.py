@@ -1,0 +1,162 @@
+"""The operator's one door to the API server: server-side apply under the field manager `duet`,
+reads, deletes, and status patches, through kubernetes_asyncio's dynamic client.
+
+The dynamic client hands back a failed request's Status object instead of raising (it reads
+responses unparsed), so every call here goes through `_checked`: a refusal is an exception,
+and a missing object is None or False, never a dict that looks like an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import NotFoundError
+
+FIELD_MANAGER = "duet"
+Manifest = dict[str, Any]
+
+
+class KubeError(Exception):
+    """The API server refused a request."""
+
+    def __init__(self, code: int, reason: str, message: str, target: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        self.target = target
+        super().__init__(f"{target + ': ' if target else ''}{code} {reason}: {message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == 404
+
+
+def _checked(result: Any, target: str) -> Manifest:
+    obj: Manifest = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    if obj.get("kind") == "Status" and obj.get("status") == "Failure":
+        raise KubeError(
+            int(obj.get("code", 0)), str(obj.get("reason", "")), str(obj.get("message", "")), target
+        )
+    return obj
+
+
+class Kube:
+    def __init__(self, api: ApiClient, dynamic: DynamicClient) -> None:
+        self._api = api
+        self._dynamic = dynamic
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """In a pod, its service account; elsewhere `kubeconfig` or $KUBECONFIG."""
+        configuration = Configuration()
+        try:
+            kube_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        except ConfigException:
+            await kube_config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        api = ApiClient(configuration)
+        return cls(api, await DynamicClient(api))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _resource(self, api_version: str, kind: str) -> Any:
+        return await self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    async def apply(self, manifest: Manifest, *, dry_run: bool = False) -> Manifest:
+        """Server-side apply: we own the fields we set, and only those. Forced, because the
+        operator is the authority on its children (a hand edit of a field we manage is drift)."""
+        resource = await self._resource(manifest["apiVersion"], manifest["kind"])
+        result = await self._dynamic.server_side_apply(
+            resource,
+            body=manifest,
+            namespace=manifest["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+            dry_run="All" if dry_run else None,
+        )
+        return _checked(result, f"{manifest['kind']}/{manifest['metadata']['name']}")
+
+    async def apply_all(self, manifests: Iterable[Manifest]) -> list[Manifest]:
+        return list(await asyncio.gather(*(self.apply(m) for m in manifests)))
+
+    async def get(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> Manifest | None:
+        resource = await self._resource(api_version, kind)
+        try:
+            return _checked(
+                await self._dynamic.get(resource, name=name, namespace=namespace), f"{kind}/{name}"
+            )
+        except (KubeError, NotFoundError) as e:
+            if isinstance(e, NotFoundError) or e.not_found:
+                return None
+            raise
+
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str
+    ) -> list[Manifest]:
+        resource = await self._resource(api_version, kind)
+        found = await self._dynamic.get(
+            resource, namespace=namespace, label_selector=label_selector
+        )
+        items: list[Manifest] = _checked(found, f"{kind} list").get("items", [])
+        return items
+
+    async def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> bool:
+        """Delete one object; False when it was already gone."""
+        resource = await self._resource(api_version, kind)
+        try:
+            _checked(
+                await self._dynamic.delete(resource, name=name, namespace=namespace),
+                f"{kind}/{name}",
+            )
+        except (KubeError, NotFoundError) as e:
+            if isinstance(e, NotFoundError) or e.not_found:
+                return False
+            raise
+        return True
+
+    async def delete_all(
+        self, api_version: str, kind: str, namespace: str, label_selector: str
+    ) -> list[str]:
+        """Delete every object matching the selector; the names deleted."""
+        items = await self.list_objects(api_version, kind, namespace, label_selector)
+        names = [item["metadata"]["name"] for item in items]
+        await asyncio.gather(*(self.delete(api_version, kind, n, namespace) for n in names))
+        return names
+
+    async def patch_status(
+        self, api_version: str, kind: str, name: str, namespace: str, status: dict[str, Any]
+    ) -> None:
+        """Replace the fields of status we write (a merge patch of the status subresource)."""
+        resource = await self._resource(api_version, kind)
+        result = await self._dynamic.patch(
+            resource.subresources["status"],
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+        _checked(result, f"{kind}/{name} status")
+
+    async def secret_data(self, name: str, namespace: str) -> dict[str, str] | None:
+        secret = await self.get("v1", "Secret", name, namespace)
+        if secret is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+__all__ = ["FIELD_MANAGER", "ApiException", "Kube", "KubeError", "Manifest"]

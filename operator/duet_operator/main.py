@@ -1,0 +1,84 @@
+"""Running the operator: kopf's settings, the API client, the HTTP endpoints, the handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from duet_operator import http
+from duet_operator.handlers import dataplatform
+from duet_operator.kube.client import Kube
+from duet_operator.models import GROUP
+from duet_operator.reconcile import Reconciler
+from duet_operator.settings import OperatorSettings
+
+log = logging.getLogger("duet.operator")
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    # Progress and the last-handled spec in annotations of our own prefix: status is typed
+    # and ours alone, and kopf's default `status.kopf` would be pruned by the schema.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Events are ours, one per condition transition; kopf posts none for log lines.
+    settings.posting.loggers = False
+    settings.posting.level = logging.INFO
+    # Watches end and restart within a few minutes, so a stuck connection heals itself.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure_kopf(settings)
+        memo.locks = {}
+        memo.ready = False
+        memo.reconciler = Reconciler(await Kube.connect(kubeconfig), config)
+        if config.metrics_port:
+            memo.http = await http.serve(config.metrics_port, lambda: bool(memo.ready))
+        memo.ready = True
+        log.info("duet operator started; metrics on :%s", config.metrics_port)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        if getattr(memo, "http", None) is not None:
+            await memo.http.cleanup()
+        if getattr(memo, "reconciler", None) is not None:
+            await memo.reconciler.kube.close()
+
+    dataplatform.register(registry, config.resync_seconds)
+    return registry
+
+
+def run(config: OperatorSettings, kubeconfig: str | None = None) -> None:
+    """Run until interrupted: all namespaces, or those in config.namespaces."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kopf reports every handler run at INFO; our own log says what changed, once.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    kopf.run(
+        loop=loop,
+        registry=build_registry(config, kubeconfig),
+        standalone=True,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        memo=kopf.Memo(),
+    )

@@ -1,0 +1,66 @@
+"""Prometheus metrics of the operator, named like controller-runtime's where they mean the same."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILE_TOTAL = Counter(
+    "duet_reconcile_total",
+    "Reconciles by kind and result (success, error, requeue).",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_TIME = Histogram(
+    "duet_reconcile_time_seconds",
+    "Time spent in one reconcile, by kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+PLATFORMS = Gauge(
+    "duet_platforms",
+    "DataPlatforms by phase, as last reported.",
+    ["namespace", "name", "phase"],
+    registry=REGISTRY,
+)
+TIME_TO_READY = Histogram(
+    "duet_platform_time_to_ready_seconds",
+    "From a platform's creation to its first Ready.",
+    buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+
+
+@contextmanager
+def reconcile_timer(kind: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        RECONCILE_TOTAL.labels(kind, "error").inc()
+        raise
+    else:
+        RECONCILE_TOTAL.labels(kind, "success").inc()
+    finally:
+        RECONCILE_TIME.labels(kind).observe(time.perf_counter() - started)
+
+
+def set_phase(namespace: str, name: str, phase: str | None) -> None:
+    """One series per platform: the one for its current phase is 1, stale phases removed."""
+    (family,) = PLATFORMS.collect()
+    for sample in list(family.samples):
+        labels = sample.labels
+        if labels["namespace"] == namespace and labels["name"] == name and labels["phase"] != phase:
+            PLATFORMS.remove(namespace, name, labels["phase"])
+    if phase:
+        PLATFORMS.labels(namespace, name, phase).set(1)
+
+
+def forget_platform(namespace: str, name: str) -> None:
+    set_phase(namespace, name, None)

@@ -1,0 +1,66 @@
+"""What the platform's workloads say about its health: pure readings of StatefulSet status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from duet_agents.planner.models import PlatformDesign
+from duet_operator.render.naming import Names
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    rolling: bool
+    message: str
+
+
+def expected_statefulsets(names: Names, design: PlatformDesign) -> dict[str, int]:
+    """StatefulSet name -> the replicas the design wants of it."""
+    ch = design.clickhouse
+    expected = {names.shard(i): ch.replicas for i in range(ch.shards)}
+    if ch.keeper.replicas:
+        expected[names.keeper] = ch.keeper.replicas
+    if design.postgres.enabled and design.postgres.instances:
+        expected[names.postgres] = design.postgres.instances
+    return expected
+
+
+def statefulset_progress(sts: dict[str, Any], wanted: int) -> tuple[int, bool]:
+    """(ready replicas, still rolling out) of one StatefulSet that should have `wanted`."""
+    status = sts.get("status") or {}
+    generation = sts.get("metadata", {}).get("generation", 0)
+    rolling = (
+        int(sts.get("spec", {}).get("replicas", 1)) != wanted
+        or status.get("observedGeneration", 0) < generation
+        or status.get("updatedReplicas", 0) < wanted
+        or status.get("currentRevision") != status.get("updateRevision")
+    )
+    return int(status.get("readyReplicas", 0)), rolling
+
+
+def readiness(expected: dict[str, int], statefulsets: list[dict[str, Any]]) -> Readiness:
+    """Ready when every StatefulSet the design wants exists, runs the replicas the design
+    wants (not merely the ones its own spec says), all updated and Ready."""
+    by_name = {s["metadata"]["name"]: s for s in statefulsets}
+    missing = [name for name in expected if name not in by_name]
+    wanted_total = 0
+    rolling: list[str] = []
+    lagging: list[str] = []
+    for name, wanted in expected.items():
+        if name in missing:
+            continue
+        ready, is_rolling = statefulset_progress(by_name[name], wanted)
+        wanted_total += wanted
+        if is_rolling:
+            rolling.append(name)
+        if ready < wanted:
+            lagging.append(f"{name} {ready}/{wanted}")
+    if missing:
+        return Readiness(False, False, f"waiting for {', '.join(missing)} to be created")
+    if lagging:
+        return Readiness(False, bool(rolling), f"replicas not ready: {', '.join(lagging)}")
+    if rolling:
+        return Readiness(False, True, f"rolling out: {', '.join(rolling)}")
+    return Readiness(True, False, f"all {wanted_total} replicas ready")

@@ -1,0 +1,74 @@
+"""The plan step: a design for the spec, planned once per spec change and cached in status.
+
+The cache key is a hash of what planning reads, so a resync or an operator restart never
+plans again (and, with a model planner, never pays for a second call). A refusal keeps the
+design in force: a platform that runs keeps running as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from duet_agents.planner import capacity
+from duet_agents.planner.errors import PlanningError
+from duet_agents.planner.models import PlatformDesign, PriceTable
+from duet_operator.models import DataPlatform
+from duet_operator.status import Reason
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    design: PlatformDesign | None  # what to provision: new, cached, or the one in force
+    plan_hash: str | None
+    accepted: bool  # False: the spec was refused; `design` is the previous one, if any
+    reason: Reason
+    message: str
+    changed: bool  # a new design was made this time
+
+
+def spec_hash(platform: DataPlatform, prices: PriceTable) -> str:
+    """Everything planning reads: the planning fields of the spec, the planner, the prices."""
+    spec = platform.spec
+    material = {
+        "request": spec.plan_request().wire(),
+        "planner": spec.planner.wire(),
+        "prices": prices.wire(),
+    }
+    encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def plan_platform(platform: DataPlatform, prices: PriceTable) -> PlanOutcome:
+    current = platform.status.design
+    wanted = spec_hash(platform, prices)
+    if current is not None and platform.status.plan_hash == wanted:
+        return PlanOutcome(current, wanted, True, Reason.DESIGNED, _summary(current), False)
+    try:
+        design = capacity.plan(platform.spec.plan_request(), prices)
+    except PlanningError as e:
+        return PlanOutcome(
+            current, platform.status.plan_hash, False, Reason(e.reason), str(e), False
+        )
+    if current is not None and design.clickhouse.shards < current.clickhouse.shards:
+        message = (
+            f"the new requirements give {design.clickhouse.shards} shards, fewer than the "
+            f"{current.clickhouse.shards} running: removing a shard would drop its data, so the "
+            f"design in force is kept (pin spec.clickhouse.shards to "
+            f"{current.clickhouse.shards} or more)"
+        )
+        return PlanOutcome(
+            current, platform.status.plan_hash, False, Reason.SHARD_REMOVAL_REFUSED, message, False
+        )
+    return PlanOutcome(design, wanted, True, Reason.DESIGNED, _summary(design), True)
+
+
+def _summary(design: PlatformDesign) -> str:
+    ch = design.clickhouse
+    return (
+        f"{ch.shards} shard(s) x {ch.replicas} replica(s) of {ch.resources.cpu} CPU / "
+        f"{ch.resources.memory}, {ch.storage.size} each; Keeper {ch.keeper.replicas}; "
+        f"PostgreSQL {design.postgres.instances}; about "
+        f"${design.estimated_monthly_cost_usd:,.0f}/month ({design.planner.provider} planner)"
+    )

@@ -1,0 +1,279 @@
+"""One reconcile of a DataPlatform, as an ordered list of named steps:
+
+    plan -> credentials -> render -> apply -> observe -> report
+
+Every step but apply and observe is pure or reads only; `report` writes status once, and only
+when it changed. The same reconcile serves create, update, resume and the drift timer; a
+child's change runs only `observe -> report`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from duet_agents.planner.models import PlatformDesign
+from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.models import API_VERSION, DataPlatform
+from duet_operator.models.dataplatform import (
+    DataPlatformStatus,
+    DeletionPolicy,
+    Endpoints,
+    Phase,
+    PlannerStatus,
+)
+from duet_operator.observe import Readiness, expected_statefulsets, readiness
+from duet_operator.planning import PlanOutcome, plan_platform
+from duet_operator.render import clickhouse, postgres
+from duet_operator.render.config import PlatformSecrets
+from duet_operator.render.naming import PLATFORM_LABEL, Names
+from duet_operator.render.platform import build_platform
+from duet_operator.settings import OperatorSettings
+from duet_operator.status import ConditionType, Reason, is_true, phase_of, set_condition
+from duet_operator.volumes import claim_growth, keep_immutable_fields, wanted_sizes
+
+WORKLOADS_FIRST = ("Secret", "ConfigMap")
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    status: DataPlatformStatus
+    status_changed: bool
+    events: list[Event] = field(default_factory=list)
+    apply_error: str | None = None
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.render_config = settings.render_config()
+
+    def names(self, platform: DataPlatform) -> Names:
+        return Names(
+            platform.metadata.name,
+            platform.metadata.namespace or "default",
+            self.render_config.cluster_domain,
+        )
+
+    async def reconcile(self, platform: DataPlatform) -> Outcome:
+        names = self.names(platform)
+        planned = plan_platform(platform, self.settings.prices)
+        apply_error: str | None = None
+        if planned.design is not None:
+            credentials = await self.credentials(names)
+            manifests = build_platform(platform, planned.design, self.render_config, credentials)
+            existing = await self.statefulsets(names)
+            apply_error = await self.apply(keep_immutable_fields(manifests, existing))
+            if apply_error is None:
+                apply_error = await self.grow_volumes(names, planned.design)
+        observed = await self.observe(names, planned.design)
+        return await self.report(platform, planned, observed, apply_error)
+
+    async def refresh(self, platform: DataPlatform) -> Outcome:
+        """Status only, from the children as they are now (a StatefulSet changed)."""
+        design = platform.status.design
+        if design is None:
+            return Outcome(platform.status, status_changed=False)
+        names = self.names(platform)
+        planned = PlanOutcome(
+            design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
+        )
+        observed = await self.observe(names, design)
+        return await self.report(platform, planned, observed, None, keep_planned=True)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def credentials(self, names: Names) -> PlatformSecrets:
+        """The platform's passwords: read back from its Secrets, generated only where missing."""
+        ch = await self.kube.secret_data(names.clickhouse_credentials, names.namespace) or {}
+        pg = await self.kube.secret_data(names.postgres_credentials, names.namespace) or {}
+
+        def keep(data: dict[str, str], key: str) -> str:
+            return data.get(key) or secrets.token_urlsafe(24)
+
+        return PlatformSecrets(
+            clickhouse_admin_password=keep(ch, clickhouse.ADMIN_PASSWORD_KEY),
+            clickhouse_readonly_password=keep(ch, clickhouse.READONLY_PASSWORD_KEY),
+            clickhouse_cluster_secret=keep(ch, clickhouse.CLUSTER_SECRET_KEY),
+            postgres_superuser_password=keep(pg, postgres.SUPERUSER_PASSWORD_KEY),
+            postgres_readonly_password=keep(pg, postgres.READONLY_PASSWORD_KEY),
+            postgres_replication_password=keep(pg, postgres.REPLICATION_PASSWORD_KEY),
+        )
+
+    async def apply(self, manifests: list[dict[str, Any]]) -> str | None:
+        """Apply everything, concurrently within two waves (what workloads mount, then the
+        rest); the error to report, or None."""
+        first = [m for m in manifests if m["kind"] in WORKLOADS_FIRST]
+        rest = [m for m in manifests if m["kind"] not in WORKLOADS_FIRST]
+        try:
+            await self.kube.apply_all(first)
+            await self.kube.apply_all(rest)
+        except KubeError as e:
+            # A refusal of a Secret could quote its data: for those, the code and reason only.
+            if e.target.startswith("Secret/"):
+                return f"applying {e.target} failed: {e.code} {e.reason}"
+            return f"applying the platform's objects failed: {e}"
+        except ApiException as e:
+            return f"applying the platform's objects failed: {e.status} {e.reason}"
+        return None
+
+    async def grow_volumes(self, names: Names, design: PlatformDesign) -> str | None:
+        claims = await self.kube.list_objects(
+            "v1", "PersistentVolumeClaim", names.namespace, f"{PLATFORM_LABEL}={names.platform}"
+        )
+        patches = claim_growth(wanted_sizes(names, design), claims)
+        return await self.apply(patches) if patches else None
+
+    async def statefulsets(self, names: Names) -> list[dict[str, Any]]:
+        return await self.kube.list_objects(
+            "apps/v1", "StatefulSet", names.namespace, f"{PLATFORM_LABEL}={names.platform}"
+        )
+
+    async def observe(self, names: Names, design: PlatformDesign | None) -> Readiness | None:
+        if design is None:
+            return None
+        return readiness(expected_statefulsets(names, design), await self.statefulsets(names))
+
+    async def report(
+        self,
+        platform: DataPlatform,
+        planned: PlanOutcome,
+        observed: Readiness | None,
+        apply_error: str | None,
+        *,
+        keep_planned: bool = False,
+    ) -> Outcome:
+        old = platform.status
+        status = next_status(platform, planned, observed, apply_error, self.names(platform),
+                             now=datetime.now(UTC), keep_planned=keep_planned)  # fmt: skip
+        changed = status.wire() != old.wire()
+        if changed:
+            await self.kube.patch_status(
+                API_VERSION,
+                "DataPlatform",
+                platform.metadata.name,
+                platform.metadata.namespace or "default",
+                status.wire(),
+            )
+        return Outcome(status, changed, transition_events(old, status), apply_error)
+
+    # -- deletion ------------------------------------------------------------------------
+
+    async def finalize(self, platform: DataPlatform) -> list[str]:
+        """Honour deletionPolicy. Owned children go with the platform through the garbage
+        collector either way; volumes and Secrets are ours to delete only when asked."""
+        if platform.spec.deletion_policy != DeletionPolicy.DELETE:
+            return []
+        names = self.names(platform)
+        selector = f"{PLATFORM_LABEL}={names.platform}"
+        secrets_ = await self.kube.delete_all("v1", "Secret", names.namespace, selector)
+        claims = await self.kube.delete_all(
+            "v1", "PersistentVolumeClaim", names.namespace, selector
+        )
+        return sorted([*secrets_, *claims])
+
+
+def next_status(
+    platform: DataPlatform,
+    planned: PlanOutcome,
+    observed: Readiness | None,
+    apply_error: str | None,
+    names: Names,
+    *,
+    now: datetime,
+    keep_planned: bool = False,
+) -> DataPlatformStatus:
+    """The status this reconcile saw: a pure function, so each transition is unit-tested."""
+    old = platform.status
+    generation = platform.metadata.generation
+    conditions = list(old.conditions)
+    if not keep_planned:
+        conditions = set_condition(
+            conditions, ConditionType.PLANNED, planned.accepted, planned.reason, planned.message,
+            generation=generation, now=now,
+        )  # fmt: skip
+    if planned.design is None:
+        conditions = set_condition(
+            conditions, ConditionType.PROVISIONED, False, Reason.NOT_PLANNED,
+            "nothing to provision until a design is planned", generation=generation, now=now,
+        )  # fmt: skip
+    elif apply_error is not None:
+        conditions = set_condition(
+            conditions, ConditionType.PROVISIONED, False, Reason.APPLY_FAILED, apply_error,
+            generation=generation, now=now,
+        )  # fmt: skip
+    elif not keep_planned:
+        conditions = set_condition(
+            conditions, ConditionType.PROVISIONED, True, Reason.APPLIED,
+            "every object of the design is applied", generation=generation, now=now,
+        )  # fmt: skip
+    if observed is not None:
+        # Ready summarises: the design fully applied, and every replica it wants Ready.
+        applied = is_true(conditions, ConditionType.PROVISIONED)
+        ready = observed.ready and applied
+        if not applied:
+            reason, message = Reason.APPLY_FAILED, "the design is not fully applied (Provisioned)"
+        elif ready:
+            reason, message = Reason.ALL_REPLICAS_READY, observed.message
+        else:
+            reason = Reason.ROLLING_OUT if observed.rolling else Reason.REPLICAS_NOT_READY
+            message = observed.message
+        conditions = set_condition(
+            conditions, ConditionType.READY, ready, reason, message,
+            generation=generation, now=now,
+        )  # fmt: skip
+    design = planned.design
+    was_ready = old.phase in (Phase.READY, Phase.DEGRADED, Phase.HEALING)
+    return DataPlatformStatus(
+        phase=phase_of(conditions, was_ready=was_ready, has_design=design is not None),
+        observed_generation=old.observed_generation if keep_planned else generation,
+        conditions=conditions,
+        design=design,
+        plan_hash=planned.plan_hash,
+        endpoints=endpoints(names, design) if design else None,
+        planner=PlannerStatus(provider=design.planner.provider, model=design.planner.model)
+        if design
+        else None,
+    )
+
+
+def endpoints(names: Names, design: PlatformDesign) -> Endpoints:
+    ch = names.service_host(names.clickhouse)
+    with_postgres = design.postgres.enabled and design.postgres.instances > 0
+    return Endpoints(
+        clickhouse_http=f"http://{ch}:{clickhouse.HTTP_PORT}",
+        clickhouse_native=f"{ch}:{clickhouse.NATIVE_PORT}",
+        postgres_read_write=f"{names.service_host(names.postgres_rw)}:{postgres.PORT}"
+        if with_postgres
+        else None,
+        postgres_read_only=f"{names.service_host(names.postgres_ro)}:{postgres.PORT}"
+        if with_postgres
+        else None,
+    )
+
+
+def transition_events(old: DataPlatformStatus, new: DataPlatformStatus) -> list[Event]:
+    """One Event per condition that changed status or reason: the platform's story in
+    `kubectl describe`, without a line per resync."""
+    before = {c.type: (c.status, c.reason) for c in old.conditions}
+    events = []
+    for condition in new.conditions:
+        if before.get(condition.type) == (condition.status, condition.reason):
+            continue
+        good = condition.status == "True"
+        # Replicas coming up while a platform is provisioned or rolled out is news, not a fault.
+        coming_up = condition.reason in (Reason.REPLICAS_NOT_READY, Reason.ROLLING_OUT)
+        quiet = coming_up and old.phase != Phase.READY
+        kind = "Normal" if good or quiet else "Warning"
+        events.append(Event(kind, condition.reason, condition.message))
+    return events

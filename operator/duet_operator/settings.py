@@ -1,0 +1,40 @@
+"""Operator-wide settings, from the environment (the chart sets them) with safe defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from duet_agents.planner.models import PriceTable
+from duet_operator.render.config import RenderConfig
+
+
+class OperatorSettings(BaseSettings):
+    """`DUET_<FIELD>` environment variables; nested ones with `__`:
+    DUET_PRICES__CPU_CORE_MONTH_USD=30."""
+
+    model_config = SettingsConfigDict(env_prefix="DUET_", env_nested_delimiter="__")
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means all."
+    )
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    resync_seconds: float = Field(
+        default=60, gt=0, description="How often each platform is re-applied to undo drift."
+    )
+    apply_retry_seconds: float = Field(default=10, gt=0)
+    clickhouse_image: str = RenderConfig.clickhouse_image
+    keeper_image: str = RenderConfig.keeper_image
+    postgres_image: str = RenderConfig.postgres_image
+    postgres_exporter_image: str = RenderConfig.postgres_exporter_image
+    cluster_domain: str = RenderConfig.cluster_domain
+    prices: PriceTable = Field(default_factory=PriceTable)
+
+    def render_config(self) -> RenderConfig:
+        return RenderConfig(
+            clickhouse_image=self.clickhouse_image,
+            keeper_image=self.keeper_image,
+            postgres_image=self.postgres_image,
+            postgres_exporter_image=self.postgres_exporter_image,
+            cluster_domain=self.cluster_domain,
+        )

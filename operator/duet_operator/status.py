@@ -1,0 +1,85 @@
+"""Conditions and phase: pure functions from what was observed to what status says.
+
+Condition types and reasons are named constants; a condition's lastTransitionTime moves only
+when its status flips, so `kubectl get -w` shows real transitions, not reconcile ticks.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from duet_operator.models.common import Condition, ConditionStatus
+from duet_operator.models.dataplatform import Phase
+
+
+class ConditionType(enum.StrEnum):
+    PLANNED = "Planned"
+    PROVISIONED = "Provisioned"
+    READY = "Ready"
+
+
+class Reason(enum.StrEnum):
+    DESIGNED = "Designed"
+    BUDGET_INFEASIBLE = "BudgetInfeasible"
+    PLANNING_FAILED = "PlanningFailed"
+    SHARD_REMOVAL_REFUSED = "ShardRemovalRefused"
+    APPLIED = "Applied"
+    APPLY_FAILED = "ApplyFailed"
+    NOT_PLANNED = "NotPlanned"
+    ALL_REPLICAS_READY = "AllReplicasReady"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    ROLLING_OUT = "RollingOut"
+
+
+def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
+    found = find(conditions, type_)
+    return found is not None and found.status == ConditionStatus.TRUE
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: ConditionType,
+    status: bool,
+    reason: Reason,
+    message: str,
+    *,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition]:
+    """`conditions` with `type_` set; its transition time kept unless the status flips."""
+    wanted = ConditionStatus.TRUE if status else ConditionStatus.FALSE
+    previous = find(conditions, type_)
+    since = previous.last_transition_time if previous and previous.status == wanted else now
+    updated = Condition(
+        type=type_,
+        status=wanted,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    others = [c for c in conditions if c.type != type_]
+    order = [str(t) for t in ConditionType]
+    return sorted(
+        [*others, updated], key=lambda c: order.index(c.type) if c.type in order else len(order)
+    )
+
+
+def phase_of(conditions: list[Condition], *, was_ready: bool, has_design: bool) -> Phase:
+    """One word for `kubectl get dp`; the conditions carry the detail."""
+    if is_true(conditions, ConditionType.READY):
+        return Phase.READY
+    planned = find(conditions, ConditionType.PLANNED)
+    if not has_design:
+        failed = planned is not None and planned.status == ConditionStatus.FALSE
+        return Phase.FAILED if failed else Phase.PLANNING
+    provisioned = find(conditions, ConditionType.PROVISIONED)
+    if provisioned is not None and provisioned.status == ConditionStatus.FALSE:
+        # A platform that ran keeps running on what was applied before: degraded, not failed.
+        return Phase.DEGRADED if was_ready else Phase.FAILED
+    return Phase.DEGRADED if was_ready else Phase.PROVISIONING

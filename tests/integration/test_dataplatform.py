@@ -1,0 +1,311 @@
+"""The DataPlatform reconcile loop against the real API server, controllers and kwok nodes:
+apply -> Ready, update -> rescaled, drift -> restored, delete -> as deletionPolicy says, and
+an operator killed mid-reconcile converging when it comes back."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from duet_operator.models import GROUP, VERSION
+from tests.support.crds import create_custom_object
+from tests.support.operator import OperatorProcess
+from tests.support.wait import WaitTimeoutError, wait_until
+
+pytestmark = pytest.mark.integration
+
+READY = 90
+PLATFORM_LABEL = "duet.aidatalabs.ai/platform"
+
+
+@pytest.fixture
+def apps(api_client: Any) -> Any:
+    return client.AppsV1Api(api_client)
+
+
+def body(name: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"requirements": {"dataVolume": "100Gi"}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DataPlatform",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
+
+
+def get(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "dataplatforms", name
+    )
+    return found
+
+
+def patch_spec(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "dataplatforms", name, {"spec": spec}
+    )
+
+
+def condition(platform: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conditions = platform.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == type_), None)
+
+
+def wait_phase(
+    custom: Any, namespace: str, name: str, phase: str, timeout: float = READY, **match: Any
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        platform = get(custom, namespace, name)
+        status = platform.get("status", {})
+        if status.get("phase") != phase:
+            return None
+        design = status.get("design", {}).get("clickhouse", {})
+        if any(design.get(k) != v for k, v in match.items()):
+            return None
+        return platform
+
+    return wait_until(
+        probe, timeout=timeout, what=f"{name} to be {phase} with {match or 'its design'}"
+    )
+
+
+def statefulsets(apps: Any, namespace: str, name: str) -> dict[str, Any]:
+    found = apps.list_namespaced_stateful_set(namespace, label_selector=f"{PLATFORM_LABEL}={name}")
+    return {s.metadata.name: s for s in found.items}
+
+
+def events(core: Any, namespace: str, name: str) -> list[tuple[str, str]]:
+    found = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=DataPlatform,involvedObject.name={name}"
+    )
+    return [(e.type, e.reason) for e in found.items]
+
+
+def test_a_platform_is_planned_provisioned_and_ready(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(
+        custom, namespace, body("web", requirements={"dataVolume": "3Ti", "availability": "high"})
+    )
+    platform = wait_phase(custom, namespace, "web", "Ready")
+    status = platform["status"]
+    assert status["observedGeneration"] == platform["metadata"]["generation"]
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Planned": "True",
+        "Provisioned": "True",
+        "Ready": "True",
+    }
+    design = status["design"]["clickhouse"]
+    assert (design["shards"], design["replicas"], design["keeper"]["replicas"]) == (2, 2, 3)
+    assert (
+        status["endpoints"]["clickhouseHTTP"]
+        == f"http://web-clickhouse.{namespace}.svc.cluster.local:8123"
+    )
+    assert status["planner"]["provider"] == "builtin"
+    assert sorted(statefulsets(apps, namespace, "web")) == [
+        "web-clickhouse-0", "web-clickhouse-1", "web-keeper", "web-postgres",
+    ]  # fmt: skip
+    pods = core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/instance=web"
+    ).items
+    assert len(pods) == 2 * 2 + 3 + 2
+    assert all(p.status.phase == "Running" for p in pods)
+    assert ("Normal", "Designed") in events(core, namespace, "web")
+    assert ("Normal", "AllReplicasReady") in events(core, namespace, "web")
+    # No secret in status or events.
+    secret = core.read_namespaced_secret("web-clickhouse-credentials", namespace)
+    password = base64.b64decode(secret.data["admin-password"]).decode()
+    assert password not in str(platform)
+    assert "duet_reconcile_total" in duet_operator.metrics()
+
+
+def test_requirements_change_rescales_without_losing_volumes(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("grow"))
+    wait_phase(custom, namespace, "grow", "Ready", shards=1, replicas=1)
+    claims_before = {
+        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
+    }
+    secret_before = core.read_namespaced_secret("grow-clickhouse-credentials", namespace).data
+
+    patch_spec(
+        custom, namespace, "grow", {"requirements": {"dataVolume": "5Ti", "availability": "high"}}
+    )
+    platform = wait_phase(custom, namespace, "grow", "Ready", shards=3, replicas=2)
+    assert platform["status"]["design"]["clickhouse"]["keeper"]["replicas"] == 3
+    sets = statefulsets(apps, namespace, "grow")
+    assert {n: s.spec.replicas for n, s in sets.items() if "clickhouse" in n} == {
+        "grow-clickhouse-0": 2, "grow-clickhouse-1": 2, "grow-clickhouse-2": 2,
+    }  # fmt: skip
+    claims_after = {
+        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
+    }
+    assert claims_before <= claims_after, "every volume of the smaller platform is still there"
+    assert (
+        core.read_namespaced_secret("grow-clickhouse-credentials", namespace).data == secret_before
+    )
+
+    # Back to 1Ti would drop two shards and their data: refused, the design in force kept.
+    patch_spec(custom, namespace, "grow", {"requirements": {"dataVolume": "1Ti"}})
+
+    def refused() -> dict[str, Any] | None:
+        planned = condition(get(custom, namespace, "grow"), "Planned")
+        return planned if planned and planned["reason"] == "ShardRemovalRefused" else None
+
+    planned = wait_until(refused, timeout=30, what="the shard removal to be refused")
+    assert planned["status"] == "False"
+    assert "pin spec.clickhouse.shards to 3" in planned["message"]
+    assert len([n for n in statefulsets(apps, namespace, "grow") if "clickhouse-" in n]) == 3
+
+
+def test_an_infeasible_budget_is_refused_with_the_minimum_cost(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("cheap", budget={"monthlyUSD": 10}))
+    platform = wait_phase(custom, namespace, "cheap", "Failed", timeout=30)
+    planned = condition(platform, "Planned")
+    assert planned is not None
+    assert (planned["status"], planned["reason"]) == ("False", "BudgetInfeasible")
+    assert "raise spec.budget.monthlyUSD to at least" in planned["message"]
+    assert statefulsets(apps, namespace, "cheap") == {}
+    assert ("Warning", "BudgetInfeasible") in events(core, namespace, "cheap")
+
+    patch_spec(custom, namespace, "cheap", {"budget": {"monthlyUSD": 10000}})
+    wait_phase(custom, namespace, "cheap", "Ready")
+
+
+def test_drift_is_undone(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("steady"))
+    wait_phase(custom, namespace, "steady", "Ready")
+    core.delete_namespaced_service("steady-clickhouse", namespace)
+    apps.patch_namespaced_stateful_set("steady-clickhouse-0", namespace, {"spec": {"replicas": 3}})
+
+    def restored() -> bool:
+        try:
+            core.read_namespaced_service("steady-clickhouse", namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return bool(
+            apps.read_namespaced_stateful_set("steady-clickhouse-0", namespace).spec.replicas == 1
+        )
+
+    wait_until(restored, timeout=30, what="the Service to be recreated and the replicas reset")
+    wait_phase(custom, namespace, "steady", "Ready")
+
+
+def test_a_resync_of_a_healthy_platform_writes_nothing(
+    duet_operator: OperatorProcess, custom: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("quiet"))
+    wait_phase(custom, namespace, "quiet", "Ready")
+
+    def versions() -> dict[str, str]:
+        found = {
+            n: s.metadata.resource_version
+            for n, s in statefulsets(apps, namespace, "quiet").items()
+        }
+        return found | {"platform": get(custom, namespace, "quiet")["metadata"]["resourceVersion"]}
+
+    # Ready is reported from the StatefulSets' status, whose last updates may still trickle
+    # in: settled means two reads a resync period apart agree.
+    def settled() -> dict[str, str] | None:
+        first = versions()
+        time.sleep(duet_operator.resync_seconds)
+        return first if versions() == first else None
+
+    before = wait_until(settled, timeout=30, what="the platform to settle")
+    # Three more resync periods: the drift timer re-applies everything, and writes nothing.
+    with pytest.raises(WaitTimeoutError):
+        wait_until(
+            lambda: versions() != before,
+            timeout=3 * duet_operator.resync_seconds,
+            what="a write",
+        )
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("Retain", True), ("Delete", False)])
+def test_deletion_honours_the_deletion_policy(
+    duet_operator: OperatorProcess,
+    custom: Any,
+    core: Any,
+    apps: Any,
+    namespace: str,
+    policy: str,
+    kept: bool,
+) -> None:
+    create_custom_object(custom, namespace, body("gone", deletionPolicy=policy))
+    wait_phase(custom, namespace, "gone", "Ready")
+    claims = [
+        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
+    ]
+    assert claims
+
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatforms", "gone")
+
+    def platform_gone() -> bool:
+        try:
+            get(custom, namespace, "gone")
+        except ApiException as e:
+            return bool(e.status == 404)
+        return False
+
+    wait_until(platform_gone, timeout=30, what="the finalizer to let the platform go")
+    wait_until(
+        lambda: not statefulsets(apps, namespace, "gone"),
+        timeout=30,
+        what="children to be collected",
+    )
+    remaining_claims = {
+        c.metadata.name
+        for c in core.list_namespaced_persistent_volume_claim(namespace).items
+        if not c.metadata.deletion_timestamp
+    }
+    secrets = {
+        s.metadata.name
+        for s in core.list_namespaced_secret(
+            namespace, label_selector=f"{PLATFORM_LABEL}=gone"
+        ).items
+    }
+    if kept:
+        assert remaining_claims == set(claims)
+        assert secrets == {"gone-clickhouse-credentials", "gone-postgres-credentials"}
+    else:
+        assert remaining_claims == set()
+        assert secrets == set()
+
+
+def test_an_operator_killed_mid_reconcile_converges_on_restart(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("phoenix", requirements={"dataVolume": "3Ti"}))
+    # Kill it as soon as it has started on this platform: some children may exist, not all.
+    wait_until(lambda: statefulsets(apps, namespace, "phoenix"), timeout=30, what="the first child")
+    duet_operator.kill()
+    duet_operator.start()
+    platform = wait_phase(custom, namespace, "phoenix", "Ready")
+    assert sorted(statefulsets(apps, namespace, "phoenix")) == [
+        "phoenix-clickhouse-0",
+        "phoenix-clickhouse-1",
+        "phoenix-keeper",
+        "phoenix-postgres",
+    ]
+    secrets = core.list_namespaced_secret(
+        namespace, label_selector=f"{PLATFORM_LABEL}=phoenix"
+    ).items
+    assert sorted(s.metadata.name for s in secrets) == [
+        "phoenix-clickhouse-credentials",
+        "phoenix-postgres-credentials",
+    ]
+    reasons = [r for _, r in events(core, namespace, "phoenix")]
+    assert reasons.count("AllReplicasReady") == 1
+    assert platform["status"]["conditions"]

@@ -1,0 +1,195 @@
+"""The pure parts of a reconcile: plan caching and refusals, readiness, status, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from duet_agents.planner.models import PriceTable
+from duet_operator.models import DataPlatform
+from duet_operator.models.dataplatform import Phase
+from duet_operator.observe import expected_statefulsets, readiness
+from duet_operator.planning import plan_platform, spec_hash
+from duet_operator.reconcile import next_status, transition_events
+from duet_operator.render.naming import Names
+from duet_operator.status import ConditionType, Reason, find, set_condition
+from tests.support.platforms import platform
+
+PRICES = PriceTable()
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NAMES = Names("clicks", "analytics")
+
+
+def with_status(p: DataPlatform, **status: Any) -> DataPlatform:
+    return p.model_copy(update={"status": p.status.model_copy(update=status)})
+
+
+def sts(
+    name: str, replicas: int, ready: int, *, generation: int = 1, observed: int = 1
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "readyReplicas": ready,
+            "updatedReplicas": replicas,
+            "currentRevision": "r1",
+            "updateRevision": "r1",
+        },
+    }
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+def test_a_new_spec_is_planned_and_an_unchanged_one_is_not() -> None:
+    p = platform()
+    first = plan_platform(p, PRICES)
+    assert first.accepted
+    assert first.changed
+    assert first.design is not None
+    cached = plan_platform(with_status(p, design=first.design, plan_hash=first.plan_hash), PRICES)
+    assert cached.design == first.design
+    assert not cached.changed
+
+
+def test_the_hash_follows_what_planning_reads_and_nothing_else() -> None:
+    base = spec_hash(platform(), PRICES)
+    assert spec_hash(platform(autonomy={"mode": "auto"}), PRICES) == base
+    assert spec_hash(platform(deletionPolicy="Delete"), PRICES) == base
+    assert spec_hash(platform(requirements={"dataVolume": "3Ti"}), PRICES) != base
+    assert spec_hash(platform(), PriceTable(cpu_core_month_usd=1)) != base
+
+
+def test_a_budget_refusal_keeps_the_design_in_force() -> None:
+    running = plan_platform(platform(), PRICES)
+    poor = with_status(
+        platform(budget={"monthlyUSD": 10}), design=running.design, plan_hash=running.plan_hash
+    )
+    refused = plan_platform(poor, PRICES)
+    assert not refused.accepted
+    assert refused.reason == Reason.BUDGET_INFEASIBLE
+    assert "spec.budget.monthlyUSD" in refused.message
+    assert refused.design == running.design
+    assert refused.plan_hash == running.plan_hash, "so the refusal is re-evaluated next time"
+
+
+def test_fewer_shards_are_refused_with_the_pin_that_would_keep_them() -> None:
+    big = plan_platform(platform(requirements={"dataVolume": "6Ti"}), PRICES)
+    assert big.design is not None
+    assert big.design.clickhouse.shards == 3
+    smaller = with_status(
+        platform(requirements={"dataVolume": "1Ti"}), design=big.design, plan_hash=big.plan_hash
+    )
+    refused = plan_platform(smaller, PRICES)
+    assert refused.reason == Reason.SHARD_REMOVAL_REFUSED
+    assert refused.design == big.design
+    assert "pin spec.clickhouse.shards to 3" in refused.message
+
+
+# -- readiness -----------------------------------------------------------------------------------
+
+
+def test_readiness_waits_for_every_expected_statefulset() -> None:
+    design = plan_platform(platform(), PRICES).design
+    assert design is not None
+    expected = expected_statefulsets(NAMES, design)
+    assert expected == {"clicks-clickhouse-0": 2, "clicks-keeper": 3, "clicks-postgres": 2}
+    full = [sts(n, wanted, wanted) for n, wanted in expected.items()]
+    assert readiness(expected, full).ready
+    assert not readiness(expected, full[:2]).ready
+    assert "clicks-postgres to be created" in readiness(expected, full[:2]).message
+    lagging = [sts("clicks-clickhouse-0", 2, 1), *full[1:]]
+    assert readiness(expected, lagging).message == "replicas not ready: clicks-clickhouse-0 1/2"
+    stale = [sts("clicks-clickhouse-0", 2, 2, generation=2, observed=1), *full[1:]]
+    assert readiness(expected, stale).rolling
+    assert not readiness(expected, stale).ready
+    # A StatefulSet whose own spec is satisfied but which runs fewer than the design wants
+    # (its update was refused, say) is not ready.
+    behind = [sts("clicks-clickhouse-0", 1, 1), *full[1:]]
+    assert not readiness(expected, behind).ready
+
+
+# -- status and events ---------------------------------------------------------------------------
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    once = set_condition([], ConditionType.READY, False, Reason.REPLICAS_NOT_READY, "a",
+                         generation=1, now=T0)  # fmt: skip
+    again = set_condition(once, ConditionType.READY, False, Reason.ROLLING_OUT, "b",
+                          generation=1, now=T0 + timedelta(seconds=5))  # fmt: skip
+    flipped = set_condition(again, ConditionType.READY, True, Reason.ALL_REPLICAS_READY, "c",
+                            generation=1, now=T0 + timedelta(seconds=9))  # fmt: skip
+    assert find(again, ConditionType.READY).last_transition_time == T0  # type: ignore[union-attr]
+    assert find(flipped, ConditionType.READY).last_transition_time == T0 + timedelta(seconds=9)  # type: ignore[union-attr]
+
+
+def test_a_fresh_platform_goes_provisioning_then_ready_then_degraded() -> None:
+    p = platform()
+    planned = plan_platform(p, PRICES)
+    design = planned.design
+    assert design is not None
+    expected = expected_statefulsets(NAMES, design)
+
+    provisioning = next_status(p, planned, readiness(expected, []), None, NAMES, now=T0)
+    assert provisioning.phase == Phase.PROVISIONING
+    assert provisioning.endpoints is not None
+    assert provisioning.endpoints.clickhouse_http == (
+        "http://clicks-clickhouse.analytics.svc.cluster.local:8123"
+    )
+    p = with_status(p, **provisioning.__dict__)
+    healthy = [sts(n, wanted, wanted) for n, wanted in expected.items()]
+    ready = next_status(p, planned, readiness(expected, healthy), None, NAMES, now=T0)
+    assert ready.phase == Phase.READY
+    events = transition_events(provisioning, ready)
+    assert [(e.type, e.reason) for e in events] == [("Normal", "AllReplicasReady")]
+
+    p = with_status(p, **ready.__dict__)
+    lost = [sts("clicks-clickhouse-0", 2, 1), *healthy[1:]]
+    degraded = next_status(p, planned, readiness(expected, lost), None, NAMES, now=T0)
+    assert degraded.phase == Phase.DEGRADED
+    assert [(e.type, e.reason) for e in transition_events(ready, degraded)] == [
+        ("Warning", "ReplicasNotReady")
+    ]
+    assert transition_events(degraded, degraded) == [], "a resync posts nothing"
+
+
+def test_a_refused_first_plan_fails_the_platform() -> None:
+    p = platform(budget={"monthlyUSD": 10})
+    planned = plan_platform(p, PRICES)
+    status = next_status(p, planned, None, None, NAMES, now=T0)
+    assert status.phase == Phase.FAILED
+    assert status.design is None
+    planned_condition = find(status.conditions, ConditionType.PLANNED)
+    assert planned_condition is not None
+    assert planned_condition.reason == "BudgetInfeasible"
+    assert next((e.type, e.reason) for e in transition_events(p.status, status)) == (
+        "Warning",
+        "BudgetInfeasible",
+    )
+
+
+def test_an_apply_failure_is_a_condition_not_a_silent_log() -> None:
+    p = platform()
+    planned = plan_platform(p, PRICES)
+    status = next_status(p, planned, None, "applying failed: 403 Forbidden", NAMES, now=T0)
+    provisioned = find(status.conditions, ConditionType.PROVISIONED)
+    assert provisioned is not None
+    assert (provisioned.status, provisioned.reason) == ("False", "ApplyFailed")
+    assert status.phase == Phase.FAILED
+
+
+def test_an_apply_failure_on_a_running_platform_degrades_it_and_is_not_ready() -> None:
+    p = platform()
+    planned = plan_platform(p, PRICES)
+    assert planned.design is not None
+    expected = expected_statefulsets(NAMES, planned.design)
+    healthy = readiness(expected, [sts(n, w, w) for n, w in expected.items()])
+    ready = next_status(p, planned, healthy, None, NAMES, now=T0)
+    p = with_status(p, **ready.__dict__)
+    failed = next_status(p, planned, healthy, "applying failed: 422 Invalid", NAMES, now=T0)
+    assert failed.phase == Phase.DEGRADED
+    ready_condition = find(failed.conditions, ConditionType.READY)
+    assert ready_condition is not None
+    assert (ready_condition.status, ready_condition.reason) == ("False", "ApplyFailed")
