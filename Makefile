@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m duet_operator.crdgen --check crds
+	$(BIN)/python -m duet_operator.crddocs --check docs/crds.md
 
 .PHONY: fmt
 fmt: $(STAMP)
@@ -47,6 +48,7 @@ test: $(STAMP)
 .PHONY: crds
 crds: $(STAMP)
 	$(BIN)/python -m duet_operator.crdgen crds
+	$(BIN)/python -m duet_operator.crddocs docs/crds.md
 
 .PHONY: bench
 bench: $(STAMP)
@@ -63,3 +65,6 @@ testenv-down:
 .PHONY: demo
 demo: $(STAMP)
 	hack/demo
+
+.PHONY: demo-down
+demo-down: testenv-down

@@ -319,6 +319,13 @@ class Env:
     # -- down --------------------------------------------------------------------------------
 
     def down(self, quiet: bool = False) -> None:
+        # Tools that run beside the control plane (the demo's operator) leave `<name>.pid`
+        # files in its state directory; they stop first, while the API server still answers.
+        companions = {}
+        for pidfile in self.dir.glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                companions[pidfile.stem] = int(pidfile.read_text().strip())
+        self.stop_processes(companions)
         state = self.load_state()
         if state:
             pids = state.get("pids", {})
@@ -337,13 +344,13 @@ class Env:
         # before etcd. An API server whose etcd vanished under it hangs in shutdown until
         # killed; stopped in order, the whole plane is gone in about a second.
         for pid in reversed(list(pids.values())):
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
 
 

@@ -26,8 +26,16 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, *, resync_seconds: float = 2) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        *,
+        resync_seconds: float = 2,
+        namespaces: str = TEST_NAMESPACES,
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.namespaces = namespaces
         self.log_path = log_path
         self.metrics_port = free_port()
         self.resync_seconds = resync_seconds
@@ -45,7 +53,7 @@ class OperatorProcess:
         }
         command = [
             *(sys.executable, "-m", "duet_operator.cli", "operator", "run"),
-            *("--namespace", TEST_NAMESPACES, "--metrics-port", str(self.metrics_port)),
+            *("--namespace", self.namespaces, "--metrics-port", str(self.metrics_port)),
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -113,3 +113,12 @@ def test_maps_keep_their_value_schema_so_the_api_server_does_not_prune_them() ->
     parameters = spec["properties"]["action"]["properties"]["parameters"]
     assert parameters["additionalProperties"] == {"type": "string"}
     assert "additionalProperties" not in spec
+
+
+def test_the_crd_reference_is_generated_from_the_same_schemas() -> None:
+    from duet_operator import crddocs  # noqa: PLC0415
+
+    text = crddocs.render()
+    assert (REPO / "docs" / "crds.md").read_text() == text, "docs/crds.md is stale: run `make crds`"
+    assert "| `spec.requirements.dataVolume` | quantity (int or string) | yes |" in text
+    assert "scaleOut always needs approval" in text

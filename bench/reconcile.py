@@ -1,0 +1,198 @@
+"""Reconcile benchmark: N DataPlatforms applied at once, until every one is Ready.
+
+Set beside its baseline, measured in the same run on the same control plane: the same
+platforms rendered by `duet render` (the library call behind it) and applied straight with
+`kubectl apply --server-side`, until every StatefulSet is Ready. The ratio is the operator's
+overhead over what the API server, controllers and kwok need anyway. Also printed: p50/p95
+of the reconcile handler (from the operator's own histogram) and the operator's peak RSS.
+
+    python bench/reconcile.py [--counts 50 200] [--keep]
+
+Starts its own local control plane (hack/testenv, name `bench-reconcile`) and operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from duet_agents.planner import capacity  # noqa: E402
+from duet_operator.cli import generate_secrets  # noqa: E402
+from duet_operator.models import DataPlatform  # noqa: E402
+from duet_operator.render.config import RenderConfig  # noqa: E402
+from duet_operator.render.platform import build_platform  # noqa: E402
+from tests.support.cluster import start_testenv, stop_testenv  # noqa: E402
+from tests.support.operator import OperatorProcess  # noqa: E402
+
+ENV = "bench-reconcile"
+
+
+def platform_doc(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "duet.aidatalabs.ai/v1alpha1",
+        "kind": "DataPlatform",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"requirements": {"dataVolume": "50Gi", "concurrentQueries": 4}},
+    }
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    kube = os.environ.get("DUET_KUBECTL", "kubectl")
+    return subprocess.run(
+        [kube, "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def wait_all(kubeconfig: Path, check: Any, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"not ready after {timeout}s")
+
+
+def ready_platforms(kubeconfig: Path, namespace: str) -> int:
+    found = json.loads(kubectl(kubeconfig, "get", "dp", "-n", namespace, "-o", "json"))
+    return sum(1 for p in found["items"] if p.get("status", {}).get("phase") == "Ready")
+
+
+def ready_statefulsets(kubeconfig: Path, namespace: str) -> tuple[int, int]:
+    found = json.loads(kubectl(kubeconfig, "get", "sts", "-n", namespace, "-o", "json"))
+    ready = sum(
+        1
+        for s in found["items"]
+        if s.get("status", {}).get("readyReplicas", 0) == s["spec"]["replicas"]
+    )
+    return ready, len(found["items"])
+
+
+def histogram_quantile(metrics: str, name: str, kind: str, q: float) -> float:
+    """A quantile from Prometheus buckets, interpolated as histogram_quantile() does."""
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}_bucket{{") and f'kind="{kind}"' in line:
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    buckets.sort()
+    total = buckets[-1][1]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            share = (rank - lower_count) / max(count - lower_count, 1e-9)
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(count: int, kubeconfig: Path, operator: OperatorProcess) -> dict[str, float]:
+    op_ns, raw_ns = f"bench-op-{count}", f"bench-raw-{count}"
+    for ns in (op_ns, raw_ns):
+        kubectl(kubeconfig, "create", "namespace", ns)
+
+    docs = [platform_doc(f"p{i:03d}", op_ns) for i in range(count)]
+    started = time.monotonic()
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    wait_all(kubeconfig, lambda: ready_platforms(kubeconfig, op_ns) == count)
+    operator_seconds = time.monotonic() - started
+
+    manifests: list[dict[str, Any]] = []
+    for i in range(count):
+        platform = DataPlatform.model_validate(platform_doc(f"p{i:03d}", raw_ns))
+        design = capacity.plan(platform.spec.plan_request())
+        manifests += build_platform(platform, design, RenderConfig(), generate_secrets())
+    expected = sum(1 for m in manifests if m["kind"] == "StatefulSet")
+    started = time.monotonic()
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+    wait_all(kubeconfig, lambda: ready_statefulsets(kubeconfig, raw_ns) == (expected, expected))
+    baseline_seconds = time.monotonic() - started
+
+    metrics = operator.metrics()
+    return {
+        "operator": operator_seconds,
+        "baseline": baseline_seconds,
+        "p50": histogram_quantile(metrics, "duet_reconcile_time_seconds", "DataPlatform", 0.5),
+        "p95": histogram_quantile(metrics, "duet_reconcile_time_seconds", "DataPlatform", 0.95),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--counts", type=int, nargs="+", default=[50, 200])
+    parser.add_argument("--keep", action="store_true", help="leave the control plane running")
+    args = parser.parse_args()
+
+    kubeconfig = start_testenv(ENV)
+    cache = subprocess.run(
+        [str(REPO / "hack/testenv/build")], capture_output=True, text=True, check=True
+    )
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "hack/testenv/versions.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    os.environ["DUET_KUBECTL"] = str(
+        Path(cache.stdout.strip())
+        / f"kubernetes-{versions['KUBERNETES_VERSION']}"
+        / "bin"
+        / "kubectl"
+    )
+    kubectl(kubeconfig, "apply", "--server-side", "-f", str(REPO / "crds"))
+    log = Path(tempfile.mkdtemp(prefix="duet-bench-")) / "operator.log"
+    operator = OperatorProcess(kubeconfig, log, resync_seconds=60, namespaces="bench-op-*").start()
+    results = {}
+    try:
+        for count in args.counts:
+            results[count] = run(count, kubeconfig, operator)
+            r = results[count]
+            print(
+                f"{count} platforms: Ready in {r['operator']:.1f}s via the operator, "
+                f"{r['baseline']:.1f}s applied straight (x{r['operator'] / r['baseline']:.2f}); "
+                f"reconcile p50 {r['p50'] * 1000:.0f}ms p95 {r['p95'] * 1000:.0f}ms",
+                flush=True,
+            )
+        assert operator.process is not None
+        rss = peak_rss_mb(operator.process.pid)
+    finally:
+        operator.stop()
+        if not args.keep:
+            stop_testenv(ENV)
+    largest = max(results)
+    r = results[largest]
+    print(
+        f"reconcile: {largest} platforms Ready in {r['operator']:.0f}s "
+        f"(baseline {r['baseline']:.0f}s, x{r['operator'] / r['baseline']:.2f}), handler p50 "
+        f"{r['p50'] * 1000:.0f}ms p95 {r['p95'] * 1000:.0f}ms, operator peak RSS {rss:.0f} MB; "
+        f"{os.cpu_count()} cores"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
