@@ -45,6 +45,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         memo.locks = {}
+        memo.refresh_waiting = set()
         memo.ready = False
         memo.reconciler = Reconciler(await Kube.connect(kubeconfig), config)
         if config.metrics_port:

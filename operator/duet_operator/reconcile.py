@@ -9,6 +9,7 @@ child's change runs only `observe -> report`.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,16 +69,27 @@ class Reconciler:
     async def reconcile(self, platform: DataPlatform) -> Outcome:
         names = self.names(platform)
         planned = plan_platform(platform, self.settings.prices)
-        apply_error: str | None = None
-        if planned.design is not None:
-            credentials = await self.credentials(names)
-            manifests = build_platform(platform, planned.design, self.render_config, credentials)
-            existing = await self.statefulsets(names)
-            apply_error = await self.apply(keep_immutable_fields(manifests, existing))
-            if apply_error is None:
-                apply_error = await self.grow_volumes(names, planned.design)
-        observed = await self.observe(names, planned.design)
+        design = planned.design
+        if design is None:
+            return await self.report(platform, planned, None, None)
+        credentials = await self.credentials(names)
+        manifests = build_platform(platform, design, self.render_config, credentials)
+        applied, apply_error = await self.apply(names, manifests)
+        # Claims only change size with the design; a failed growth leaves Provisioned False,
+        # which brings it back here on the retry.
+        if apply_error is None and (planned.changed or not self.provisioned(platform)):
+            apply_error = await self.grow_volumes(names, design)
+        # Server-side apply answers with the object as stored, status included: the
+        # StatefulSets just applied are the observation, no second read needed.
+        statefulsets = [m for m in applied if m.get("kind") == "StatefulSet"]
+        if apply_error is not None:
+            statefulsets = await self.statefulsets(names)
+        observed = readiness(expected_statefulsets(names, design), statefulsets)
         return await self.report(platform, planned, observed, apply_error)
+
+    @staticmethod
+    def provisioned(platform: DataPlatform) -> bool:
+        return is_true(platform.status.conditions, ConditionType.PROVISIONED)
 
     async def refresh(self, platform: DataPlatform) -> Outcome:
         """Status only, from the children as they are now (a StatefulSet changed)."""
@@ -95,8 +107,11 @@ class Reconciler:
 
     async def credentials(self, names: Names) -> PlatformSecrets:
         """The platform's passwords: read back from its Secrets, generated only where missing."""
-        ch = await self.kube.secret_data(names.clickhouse_credentials, names.namespace) or {}
-        pg = await self.kube.secret_data(names.postgres_credentials, names.namespace) or {}
+        ch, pg = await asyncio.gather(
+            self.kube.secret_data(names.clickhouse_credentials, names.namespace),
+            self.kube.secret_data(names.postgres_credentials, names.namespace),
+        )
+        ch, pg = ch or {}, pg or {}
 
         def keep(data: dict[str, str], key: str) -> str:
             return data.get(key) or secrets.token_urlsafe(24)
@@ -110,29 +125,41 @@ class Reconciler:
             postgres_replication_password=keep(pg, postgres.REPLICATION_PASSWORD_KEY),
         )
 
-    async def apply(self, manifests: list[dict[str, Any]]) -> str | None:
+    async def apply(
+        self, names: Names, manifests: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Apply everything, concurrently within two waves (what workloads mount, then the
-        rest); the error to report, or None."""
+        rest): the objects as stored, and the error to report, or None."""
         first = [m for m in manifests if m["kind"] in WORKLOADS_FIRST]
         rest = [m for m in manifests if m["kind"] not in WORKLOADS_FIRST]
         try:
-            await self.kube.apply_all(first)
-            await self.kube.apply_all(rest)
+            applied = await self.kube.apply_all(first)
+            try:
+                applied += await self.kube.apply_all(rest)
+            except KubeError as e:
+                if not (e.code == 422 and e.target.startswith("StatefulSet/")):
+                    raise
+                # A StatefulSet refused a change to a field fixed at creation (its claim
+                # templates, when storage grew): send those as they are, and apply again.
+                existing = await self.statefulsets(names)
+                applied += await self.kube.apply_all(keep_immutable_fields(rest, existing))
         except KubeError as e:
             # A refusal of a Secret could quote its data: for those, the code and reason only.
             if e.target.startswith("Secret/"):
-                return f"applying {e.target} failed: {e.code} {e.reason}"
-            return f"applying the platform's objects failed: {e}"
+                return [], f"applying {e.target} failed: {e.code} {e.reason}"
+            return [], f"applying the platform's objects failed: {e}"
         except ApiException as e:
-            return f"applying the platform's objects failed: {e.status} {e.reason}"
-        return None
+            return [], f"applying the platform's objects failed: {e.status} {e.reason}"
+        return applied, None
 
     async def grow_volumes(self, names: Names, design: PlatformDesign) -> str | None:
         claims = await self.kube.list_objects(
             "v1", "PersistentVolumeClaim", names.namespace, f"{PLATFORM_LABEL}={names.platform}"
         )
         patches = claim_growth(wanted_sizes(names, design), claims)
-        return await self.apply(patches) if patches else None
+        if not patches:
+            return None
+        return (await self.apply(names, patches))[1]
 
     async def statefulsets(self, names: Names) -> list[dict[str, Any]]:
         return await self.kube.list_objects(

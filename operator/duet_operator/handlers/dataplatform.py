@@ -77,7 +77,15 @@ async def refresh_platform_of(
     name = labels.get(PLATFORM_LABEL)
     if not name or not namespace:
         return
+    # A rollout sends a burst of StatefulSet events. One refresh waiting for the lock covers
+    # all that arrive before it starts, since it reads everything once it holds the lock.
+    waiting: set[str] = memo.refresh_waiting
+    key = f"{namespace}/{name}"
+    if key in waiting:
+        return
+    waiting.add(key)
     async with _lock(memo, namespace, name):
+        waiting.discard(key)
         # Read inside the lock: the status this refresh starts from is the latest written.
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
