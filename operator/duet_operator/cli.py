@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-import yaml
 
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
-from duet_operator import __version__
+from duet_agents.planner.models import PlatformDesign
+from duet_operator import __version__, yamlio
 from duet_operator.manifests import InvalidInputError, load_platform
+from duet_operator.models import DataPlatform
 from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.platform import build_platform
 
@@ -55,6 +56,17 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def plan_file(file: Path) -> tuple[DataPlatform, PlatformDesign]:
+    """The platform in `file` and its design, or the exit the command contract names."""
+    try:
+        platform = load_platform(file)
+        return platform, capacity.plan(platform.spec.plan_request())
+    except InvalidInputError as e:
+        fail(str(e), EXIT_INVALID_INPUT)
+    except PlanningError as e:
+        fail(str(e), EXIT_PLAN_REFUSED)
+
+
 @app.callback()
 def main() -> None:
     """Design, provision, heal and query analytics data platforms on Kubernetes."""
@@ -79,18 +91,12 @@ def plan(
     """
     if planner != Planner.BUILTIN:
         fail(f"the {planner} planner is not available in this version", EXIT_INVALID_INPUT)
-    try:
-        platform = load_platform(file)
-        design = capacity.plan(platform.spec.plan_request())
-    except InvalidInputError as e:
-        fail(str(e), EXIT_INVALID_INPUT)
-    except PlanningError as e:
-        fail(str(e), EXIT_PLAN_REFUSED)
+    _, design = plan_file(file)
     wire = design.wire()
     if output == Output.JSON:
         typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))
     else:
-        typer.echo(yaml.safe_dump(wire, sort_keys=False, allow_unicode=True, width=120), nl=False)
+        typer.echo(yamlio.dump(wire, sort_keys=False), nl=False)
 
 
 @app.command()
@@ -100,15 +106,9 @@ def render(file: FileOption) -> None:
     Credentials are generated afresh on every run: applying the output creates a platform
     with new passwords, which is what a test or a GitOps bootstrap wants.
     """
-    try:
-        platform = load_platform(file)
-        design = capacity.plan(platform.spec.plan_request())
-    except InvalidInputError as e:
-        fail(str(e), EXIT_INVALID_INPUT)
-    except PlanningError as e:
-        fail(str(e), EXIT_PLAN_REFUSED)
+    platform, design = plan_file(file)
     manifests = build_platform(platform, design, RenderConfig(), generate_secrets())
-    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False), nl=False)
+    typer.echo(yamlio.dump_all(manifests, sort_keys=False), nl=False)
 
 
 operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from duet_operator import yamlio
 from duet_operator.models.dataplatform import DeletionPolicy
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.objects import CONFIG_HASH_ANNOTATION
@@ -208,7 +209,7 @@ def test_xml_values_are_escaped_and_keys_sorted() -> None:
 
 
 def test_rendered_platform_matches_the_snapshot() -> None:
-    text = yaml.safe_dump_all(render(), sort_keys=True)
+    text = yamlio.dump_all(render())
     if os.environ.get("DUET_UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(text)
     assert text == SNAPSHOT.read_text(), "run with DUET_UPDATE_SNAPSHOTS=1 and review the diff"

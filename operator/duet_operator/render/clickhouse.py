@@ -144,7 +144,7 @@ def build_clickhouse(
 
     manifests = [
         o.config_map(platform, names.clickhouse_config, meta_labels, files),
-        o.headless_service(platform, names.clickhouse_headless, meta_labels, select, PORTS),
+        o.service(platform, names.clickhouse_headless, meta_labels, select, PORTS, headless=True),
         o.service(
             platform,
             names.clickhouse,
@@ -188,88 +188,56 @@ def shard_statefulset(
 ) -> o.Manifest:
     ch = design.clickhouse
     credentials = names.clickhouse_credentials
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": o.metadata(platform, names.shard(shard), meta_labels),
-        "spec": {
-            "serviceName": names.clickhouse_headless,
-            "replicas": ch.replicas,
-            # Replicas of a shard are peers, not a chain: start them together.
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": select},
-            "persistentVolumeClaimRetentionPolicy": o.claim_retention(
-                platform.spec.deletion_policy
-            ),
-            "template": {
-                "metadata": {
-                    "labels": meta_labels,
-                    "annotations": {o.CONFIG_HASH_ANNOTATION: config_hash},
-                },
-                "spec": {
-                    "securityContext": o.POD_SECURITY
-                    | {"runAsUser": 101, "runAsGroup": 101, "fsGroup": 101},
-                    "affinity": o.spread_replicas(select),
-                    "terminationGracePeriodSeconds": 60,
-                    "containers": [
-                        {
-                            "name": "clickhouse",
-                            "image": f"{config.clickhouse_image}:{ch.version}",
-                            "env": [
-                                {"name": "CLICKHOUSE_SHARD", "value": str(shard)},
-                                o.secret_env(
-                                    "CLICKHOUSE_ADMIN_PASSWORD", credentials, ADMIN_PASSWORD_KEY
-                                ),
-                                o.secret_env(
-                                    "CLICKHOUSE_READONLY_PASSWORD",
-                                    credentials,
-                                    READONLY_PASSWORD_KEY,
-                                ),
-                                o.secret_env(
-                                    "CLICKHOUSE_CLUSTER_SECRET", credentials, CLUSTER_SECRET_KEY
-                                ),
-                            ],
-                            "ports": o.container_ports(PORTS),
-                            "resources": o.container_resources(ch.resources),
-                            "securityContext": o.CONTAINER_SECURITY,
-                            "readinessProbe": {
-                                "httpGet": {"path": "/ping", "port": "http"},
-                                "periodSeconds": 5,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/ping", "port": "http"},
-                                "periodSeconds": 10,
-                                "failureThreshold": 6,
-                            },
-                            "startupProbe": {
-                                "httpGet": {"path": "/ping", "port": "http"},
-                                "periodSeconds": 5,
-                                # Attaching a large table set can take minutes after a restart.
-                                "failureThreshold": 120,
-                            },
-                            "volumeMounts": [
-                                {"name": "data", "mountPath": DATA_DIR},
-                                {
-                                    "name": "config",
-                                    "mountPath": "/etc/clickhouse-server/config.d/duet.xml",
-                                    "subPath": "config.xml",
-                                },
-                                {
-                                    "name": "config",
-                                    "mountPath": "/etc/clickhouse-server/users.d/duet.xml",
-                                    "subPath": "users.xml",
-                                },
-                            ],
-                        }
-                    ],
-                    "volumes": [{"name": "config", "configMap": {"name": names.clickhouse_config}}],
-                },
+    ping = {"httpGet": {"path": "/ping", "port": "http"}}
+    container = {
+        "name": "clickhouse",
+        "image": f"{config.clickhouse_image}:{ch.version}",
+        "env": [
+            {"name": "CLICKHOUSE_SHARD", "value": str(shard)},
+            o.secret_env("CLICKHOUSE_ADMIN_PASSWORD", credentials, ADMIN_PASSWORD_KEY),
+            o.secret_env("CLICKHOUSE_READONLY_PASSWORD", credentials, READONLY_PASSWORD_KEY),
+            o.secret_env("CLICKHOUSE_CLUSTER_SECRET", credentials, CLUSTER_SECRET_KEY),
+        ],
+        "ports": o.container_ports(PORTS),
+        "resources": o.container_resources(ch.resources),
+        "securityContext": o.CONTAINER_SECURITY,
+        "readinessProbe": ping | {"periodSeconds": 5},
+        "livenessProbe": ping | {"periodSeconds": 10, "failureThreshold": 6},
+        # Attaching a large table set can take minutes after a restart.
+        "startupProbe": ping | {"periodSeconds": 5, "failureThreshold": 120},
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {
+                "name": "config",
+                "mountPath": "/etc/clickhouse-server/config.d/duet.xml",
+                "subPath": "config.xml",
             },
-            "volumeClaimTemplates": [
-                o.volume_claim_template("data", ch.storage, claim_labels(names.platform, APP))
-            ],
-        },
+            {
+                "name": "config",
+                "mountPath": "/etc/clickhouse-server/users.d/duet.xml",
+                "subPath": "users.xml",
+            },
+        ],
     }
+    return o.statefulset(
+        platform,
+        o.Workload(
+            name=names.shard(shard),
+            labels=meta_labels,
+            selector=select,
+            claim_labels=claim_labels(names.platform, APP),
+            service=names.clickhouse_headless,
+            replicas=ch.replicas,
+            # Replicas of a shard are peers, not a chain: start them together.
+            pod_management="Parallel",
+            config_hash=config_hash,
+            config_map=names.clickhouse_config,
+            run_as=101,
+            containers=[container],
+            storage=ch.storage,
+            termination_grace_seconds=60,
+        ),
+    )
 
 
 def credentials_secret(

@@ -62,63 +62,46 @@ def build_keeper(
     config_xml = keeper_config(names, keeper.replicas)
     ports = {"client": CLIENT_PORT, "raft": RAFT_PORT, "metrics": METRICS_PORT}
 
-    statefulset: o.Manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": o.metadata(platform, names.keeper, meta_labels),
-        "spec": {
-            "serviceName": names.keeper_headless,
-            "replicas": keeper.replicas,
-            # Members must all start for the quorum to form; ordered start would wait forever
-            # for member 0 to be Ready, which needs a quorum.
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": select},
-            "persistentVolumeClaimRetentionPolicy": o.claim_retention(
-                platform.spec.deletion_policy
-            ),
-            "template": {
-                "metadata": {
-                    "labels": meta_labels,
-                    "annotations": {o.CONFIG_HASH_ANNOTATION: o.content_hash(config_xml)},
-                },
-                "spec": {
-                    "securityContext": o.POD_SECURITY
-                    | {"runAsUser": 101, "runAsGroup": 101, "fsGroup": 101},
-                    "affinity": o.spread_replicas(select),
-                    "containers": [
-                        {
-                            "name": "keeper",
-                            "image": f"{config.keeper_image}:{version}",
-                            "command": [
-                                "/bin/sh",
-                                "-c",
-                                "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )) && exec "
-                                f"clickhouse-keeper --config-file={CONFIG_DIR}/keeper_config.xml",
-                            ],
-                            "ports": o.container_ports(ports),
-                            "resources": o.container_resources(keeper.resources),
-                            "securityContext": o.CONTAINER_SECURITY,
-                            "readinessProbe": {
-                                "tcpSocket": {"port": "client"},
-                                "periodSeconds": 5,
-                            },
-                            "volumeMounts": [
-                                {"name": "data", "mountPath": DATA_DIR},
-                                {"name": "config", "mountPath": CONFIG_DIR},
-                            ],
-                        }
-                    ],
-                    "volumes": [{"name": "config", "configMap": {"name": names.keeper_config}}],
-                },
-            },
-            "volumeClaimTemplates": [
-                o.volume_claim_template("data", keeper.storage, claim_labels(names.platform, APP))
-            ],
-        },
+    container = {
+        "name": "keeper",
+        "image": f"{config.keeper_image}:{version}",
+        "command": [
+            "/bin/sh",
+            "-c",
+            "export KEEPER_SERVER_ID=$(( ${HOSTNAME##*-} + 1 )) && exec "
+            f"clickhouse-keeper --config-file={CONFIG_DIR}/keeper_config.xml",
+        ],
+        "ports": o.container_ports(ports),
+        "resources": o.container_resources(keeper.resources),
+        "securityContext": o.CONTAINER_SECURITY,
+        "readinessProbe": {"tcpSocket": {"port": "client"}, "periodSeconds": 5},
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": CONFIG_DIR},
+        ],
     }
+    statefulset = o.statefulset(
+        platform,
+        o.Workload(
+            name=names.keeper,
+            labels=meta_labels,
+            selector=select,
+            claim_labels=claim_labels(names.platform, APP),
+            service=names.keeper_headless,
+            replicas=keeper.replicas,
+            # Members must all start for the quorum to form; an ordered start would wait
+            # forever for member 0 to be Ready, which needs a quorum.
+            pod_management="Parallel",
+            config_hash=o.content_hash(config_xml),
+            config_map=names.keeper_config,
+            run_as=101,
+            containers=[container],
+            storage=keeper.storage,
+        ),
+    )
     manifests = [
         o.config_map(platform, names.keeper_config, meta_labels, {"keeper_config.xml": config_xml}),
-        o.headless_service(platform, names.keeper_headless, meta_labels, select, ports),
+        o.service(platform, names.keeper_headless, meta_labels, select, ports, headless=True),
         o.service(platform, names.keeper, meta_labels, select, {"client": CLIENT_PORT}),
         statefulset,
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from duet_agents.planner.models import Resources, Storage
@@ -92,39 +93,27 @@ def spread_replicas(selector: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def headless_service(
-    platform: DataPlatform,
-    name: str,
-    labels: dict[str, str],
-    selector: dict[str, str],
-    ports: dict[str, int],
-) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(platform, name, labels),
-        "spec": {
-            "clusterIP": "None",
-            # Peers must find each other before they are Ready (Raft, replication bootstrap).
-            "publishNotReadyAddresses": True,
-            "selector": selector,
-            "ports": service_ports(ports),
-        },
-    }
-
-
 def service(
     platform: DataPlatform,
     name: str,
     labels: dict[str, str],
     selector: dict[str, str],
     ports: dict[str, int],
+    *,
+    headless: bool = False,
 ) -> Manifest:
+    spec: dict[str, Any] = {"selector": selector, "ports": service_ports(ports)}
+    if headless:
+        # Pod DNS names for peers, who must find each other before they are Ready (Raft,
+        # replication bootstrap).
+        spec |= {"clusterIP": "None", "publishNotReadyAddresses": True}
+    else:
+        spec["type"] = "ClusterIP"
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(platform, name, labels),
-        "spec": {"type": "ClusterIP", "selector": selector, "ports": service_ports(ports)},
+        "spec": spec,
     }
 
 
@@ -192,3 +181,55 @@ CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What differs between the platform's StatefulSets; `statefulset` adds what they share:
+    non-root pods spread over nodes, a config volume, a data claim, the retention policy."""
+
+    name: str
+    labels: dict[str, str]
+    selector: dict[str, str]
+    claim_labels: dict[str, str]
+    service: str
+    replicas: int
+    pod_management: str
+    config_hash: str
+    config_map: str
+    run_as: int
+    containers: list[dict[str, Any]]
+    storage: Storage
+    termination_grace_seconds: int | None = None
+
+
+def statefulset(platform: DataPlatform, w: Workload) -> Manifest:
+    pod: dict[str, Any] = {
+        "securityContext": POD_SECURITY
+        | {"runAsUser": w.run_as, "runAsGroup": w.run_as, "fsGroup": w.run_as},
+        "affinity": spread_replicas(w.selector),
+        "containers": w.containers,
+        "volumes": [{"name": "config", "configMap": {"name": w.config_map}}],
+    }
+    if w.termination_grace_seconds is not None:
+        pod["terminationGracePeriodSeconds"] = w.termination_grace_seconds
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": metadata(platform, w.name, w.labels),
+        "spec": {
+            "serviceName": w.service,
+            "replicas": w.replicas,
+            "podManagementPolicy": w.pod_management,
+            "selector": {"matchLabels": w.selector},
+            "persistentVolumeClaimRetentionPolicy": claim_retention(platform.spec.deletion_policy),
+            "template": {
+                "metadata": {
+                    "labels": w.labels,
+                    "annotations": {CONFIG_HASH_ANNOTATION: w.config_hash},
+                },
+                "spec": pod,
+            },
+            "volumeClaimTemplates": [volume_claim_template("data", w.storage, w.claim_labels)],
+        },
+    }

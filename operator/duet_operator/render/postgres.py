@@ -121,83 +121,69 @@ def build_postgres(
         "exec": {"command": ["pg_isready", "--host=127.0.0.1", f"--username={SUPERUSER}"]},
         "periodSeconds": 5,
     }
-    statefulset: o.Manifest = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": o.metadata(platform, names.postgres, meta_labels),
-        "spec": {
-            "serviceName": names.postgres_headless,
-            "replicas": pg.instances,
-            # Standbys clone the primary, so the primary comes first.
-            "podManagementPolicy": "OrderedReady",
-            "selector": {"matchLabels": select},
-            "persistentVolumeClaimRetentionPolicy": o.claim_retention(
-                platform.spec.deletion_policy
-            ),
-            "template": {
-                "metadata": {
-                    "labels": meta_labels,
-                    "annotations": {o.CONFIG_HASH_ANNOTATION: o.content_hash(files)},
-                },
-                "spec": {
-                    "securityContext": o.POD_SECURITY
-                    | {"runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
-                    "affinity": o.spread_replicas(select),
-                    "containers": [
-                        {
-                            "name": "postgres",
-                            "image": f"{config.postgres_image}:{pg.version}",
-                            "command": ["/bin/sh", f"{CONFIG_DIR}/entrypoint.sh"],
-                            "env": env,
-                            "ports": o.container_ports({"postgres": PORT}),
-                            "resources": o.container_resources(pg.resources),
-                            "securityContext": o.CONTAINER_SECURITY,
-                            "readinessProbe": probe,
-                            "livenessProbe": probe | {"periodSeconds": 10, "failureThreshold": 6},
-                            "volumeMounts": [
-                                {"name": "data", "mountPath": DATA_DIR},
-                                {"name": "config", "mountPath": CONFIG_DIR},
-                                {
-                                    "name": "config",
-                                    "mountPath": "/docker-entrypoint-initdb.d/init-roles.sh",
-                                    "subPath": "init-roles.sh",
-                                },
-                            ],
-                        },
-                        {
-                            "name": "exporter",
-                            "image": config.postgres_exporter_image,
-                            "env": [
-                                {
-                                    "name": "DATA_SOURCE_URI",
-                                    "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable",
-                                },
-                                {"name": "DATA_SOURCE_USER", "value": SUPERUSER},
-                                o.secret_env(
-                                    "DATA_SOURCE_PASS", credentials, SUPERUSER_PASSWORD_KEY
-                                ),
-                            ],
-                            "ports": o.container_ports({"metrics": METRICS_PORT}),
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                "limits": {"cpu": "200m", "memory": "128Mi"},
-                            },
-                            "securityContext": o.CONTAINER_SECURITY,
-                        },
-                    ],
-                    "volumes": [{"name": "config", "configMap": {"name": names.postgres_config}}],
-                },
+    postgres_container = {
+        "name": "postgres",
+        "image": f"{config.postgres_image}:{pg.version}",
+        "command": ["/bin/sh", f"{CONFIG_DIR}/entrypoint.sh"],
+        "env": env,
+        "ports": o.container_ports({"postgres": PORT}),
+        "resources": o.container_resources(pg.resources),
+        "securityContext": o.CONTAINER_SECURITY,
+        "readinessProbe": probe,
+        "livenessProbe": probe | {"periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": CONFIG_DIR},
+            {
+                "name": "config",
+                "mountPath": "/docker-entrypoint-initdb.d/init-roles.sh",
+                "subPath": "init-roles.sh",
             },
-            "volumeClaimTemplates": [
-                o.volume_claim_template("data", pg.storage, claim_labels(names.platform, APP))
-            ],
-        },
+        ],
     }
+    exporter_container = {
+        "name": "exporter",
+        "image": config.postgres_exporter_image,
+        "env": [
+            {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/postgres?sslmode=disable"},
+            {"name": "DATA_SOURCE_USER", "value": SUPERUSER},
+            o.secret_env("DATA_SOURCE_PASS", credentials, SUPERUSER_PASSWORD_KEY),
+        ],
+        "ports": o.container_ports({"metrics": METRICS_PORT}),
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi"},
+        },
+        "securityContext": o.CONTAINER_SECURITY,
+    }
+    statefulset = o.statefulset(
+        platform,
+        o.Workload(
+            name=names.postgres,
+            labels=meta_labels,
+            selector=select,
+            claim_labels=claim_labels(names.platform, APP),
+            service=names.postgres_headless,
+            replicas=pg.instances,
+            # Standbys clone the primary, so the primary comes first.
+            pod_management="OrderedReady",
+            config_hash=o.content_hash(files),
+            config_map=names.postgres_config,
+            run_as=999,
+            containers=[postgres_container, exporter_container],
+            storage=pg.storage,
+        ),
+    )
     primary = select | {POD_INDEX_LABEL: "0"}
     manifests = [
         o.config_map(platform, names.postgres_config, meta_labels, files),
-        o.headless_service(
-            platform, names.postgres_headless, meta_labels, select, {"postgres": PORT}
+        o.service(
+            platform,
+            names.postgres_headless,
+            meta_labels,
+            select,
+            {"postgres": PORT},
+            headless=True,
         ),
         o.service(platform, names.postgres_rw, meta_labels, primary, {"postgres": PORT}),
         o.service(
