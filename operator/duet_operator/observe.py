@@ -14,6 +14,9 @@ class Readiness:
     ready: bool
     rolling: bool
     message: str
+    # A StatefulSet of the design is missing or asks for other replicas than the design:
+    # someone deleted or scaled it, and only a full reconcile puts it back.
+    drifted: bool = False
 
 
 def expected_statefulsets(names: Names, design: PlatformDesign) -> dict[str, int]:
@@ -48,6 +51,11 @@ def readiness(expected: dict[str, int], statefulsets: list[dict[str, Any]]) -> R
     wanted_total = 0
     rolling: list[str] = []
     lagging: list[str] = []
+    drifted = bool(missing) or any(
+        int(by_name[name].get("spec", {}).get("replicas", 1)) != wanted
+        for name, wanted in expected.items()
+        if name in by_name
+    )
     for name, wanted in expected.items():
         if name in missing:
             continue
@@ -58,9 +66,10 @@ def readiness(expected: dict[str, int], statefulsets: list[dict[str, Any]]) -> R
         if ready < wanted:
             lagging.append(f"{name} {ready}/{wanted}")
     if missing:
-        return Readiness(False, False, f"waiting for {', '.join(missing)} to be created")
+        return Readiness(False, False, f"waiting for {', '.join(missing)} to be created", drifted)
     if lagging:
-        return Readiness(False, bool(rolling), f"replicas not ready: {', '.join(lagging)}")
+        message = f"replicas not ready: {', '.join(lagging)}"
+        return Readiness(False, bool(rolling), message, drifted)
     if rolling:
-        return Readiness(False, True, f"rolling out: {', '.join(rolling)}")
+        return Readiness(False, True, f"rolling out: {', '.join(rolling)}", drifted)
     return Readiness(True, False, f"all {wanted_total} replicas ready")

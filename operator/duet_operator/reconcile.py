@@ -97,10 +97,12 @@ class Reconciler:
         if design is None:
             return Outcome(platform.status, status_changed=False)
         names = self.names(platform)
+        observed = await self.observe(names, design)
+        if observed is not None and observed.drifted:
+            return await self.reconcile(platform)
         planned = PlanOutcome(
             design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
         )
-        observed = await self.observe(names, design)
         return await self.report(platform, planned, observed, None, keep_planned=True)
 
     # -- steps ---------------------------------------------------------------------------

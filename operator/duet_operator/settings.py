@@ -21,7 +21,7 @@ class OperatorSettings(BaseSettings):
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     # Every resync re-applies each object of each platform: at 250 platforms and 60 s that is
     # ~45 server-side applies a second of steady load on the API server (measured), so the
-    # default is five minutes; StatefulSet changes are watched and reported at once.
+    # default is five minutes; deleted or rescaled children are watched and put back at once.
     resync_seconds: float = Field(
         default=300, gt=0, description="How often each platform is re-applied to undo drift."
     )

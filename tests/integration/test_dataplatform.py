@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -180,26 +181,41 @@ def test_an_infeasible_budget_is_refused_with_the_minimum_cost(
     wait_phase(custom, namespace, "cheap", "Ready")
 
 
-def test_drift_is_undone(
-    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+@pytest.fixture
+def slow_resync(duet_operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The operator with a resync far longer than the test: what it repairs, it repairs
+    because it watched the change, not because its timer came round."""
+    fast = duet_operator.resync_seconds
+    duet_operator.restart(resync_seconds=600)
+    try:
+        yield duet_operator
+    finally:
+        duet_operator.restart(resync_seconds=fast)
+
+
+def test_drift_is_undone_as_soon_as_it_is_seen(
+    slow_resync: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
 ) -> None:
     create_custom_object(custom, namespace, body("steady"))
     wait_phase(custom, namespace, "steady", "Ready")
     core.delete_namespaced_service("steady-clickhouse", namespace)
+    core.delete_namespaced_config_map("steady-clickhouse-config", namespace)
     apps.patch_namespaced_stateful_set("steady-clickhouse-0", namespace, {"spec": {"replicas": 3}})
+    apps.delete_namespaced_stateful_set("steady-postgres", namespace)
 
     def restored() -> bool:
         try:
             core.read_namespaced_service("steady-clickhouse", namespace)
+            core.read_namespaced_config_map("steady-clickhouse-config", namespace)
+            postgres = apps.read_namespaced_stateful_set("steady-postgres", namespace)
         except ApiException as e:
             if e.status == 404:
                 return False
             raise
-        return bool(
-            apps.read_namespaced_stateful_set("steady-clickhouse-0", namespace).spec.replicas == 1
-        )
+        clickhouse = apps.read_namespaced_stateful_set("steady-clickhouse-0", namespace)
+        return bool(clickhouse.spec.replicas == 1 and postgres.metadata.deletion_timestamp is None)
 
-    wait_until(restored, timeout=30, what="the Service to be recreated and the replicas reset")
+    wait_until(restored, timeout=30, what="the deleted and scaled children to be put back")
     wait_phase(custom, namespace, "steady", "Ready")
 
 

@@ -86,6 +86,11 @@ class OperatorProcess:
             self.process.wait()
         self.process = None
 
+    def restart(self, *, resync_seconds: float) -> None:
+        self.stop()
+        self.resync_seconds = resync_seconds
+        self.start()
+
     def kill(self) -> None:
         """As a crash or an evicted pod would: no cleanup, no goodbye."""
         self.stop(signal.SIGKILL)

@@ -109,6 +109,12 @@ def test_readiness_waits_for_every_expected_statefulset() -> None:
     # (its update was refused, say) is not ready.
     behind = [sts("clicks-clickhouse-0", 1, 1), *full[1:]]
     assert not readiness(expected, behind).ready
+    # Drift (a StatefulSet scaled by hand or deleted) calls for a full reconcile; a rollout
+    # in progress does not.
+    assert readiness(expected, behind).drifted
+    assert readiness(expected, full[:2]).drifted
+    assert not readiness(expected, full).drifted
+    assert not readiness(expected, stale).drifted
 
 
 # -- status and events ---------------------------------------------------------------------------

@@ -96,6 +96,16 @@ async def refresh_platform_of(
     _publish(body, platform, outcome)
 
 
+async def repair_deleted_child(
+    type: str, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A child of a platform was deleted (by hand, or by a tool): put it back now rather
+    than at the next resync."""
+    name = labels.get(PLATFORM_LABEL)
+    if type == "DELETED" and name and namespace:
+        await reconcile_platform(name=name, namespace=namespace, memo=memo)
+
+
 async def finalize_platform(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Deletion: keep or remove volumes and Secrets as spec.deletionPolicy says."""
     platform = DataPlatform.model_validate(dict(body))
@@ -123,6 +133,16 @@ def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
         when=lambda meta, **_: not meta.get("deletionTimestamp"),
     )(reconcile_platform)
     kopf.on.delete(*resource, registry=registry)(finalize_platform)
-    kopf.on.event(
-        "apps", "v1", "statefulsets", registry=registry, labels={PLATFORM_LABEL: kopf.PRESENT}
-    )(refresh_platform_of)
+    children = {PLATFORM_LABEL: kopf.PRESENT}
+    kopf.on.event("apps", "v1", "statefulsets", registry=registry, labels=children)(
+        refresh_platform_of
+    )
+    for group, version, plural in (
+        ("", "v1", "services"),
+        ("", "v1", "configmaps"),
+        ("", "v1", "secrets"),
+        ("policy", "v1", "poddisruptionbudgets"),
+    ):
+        kopf.on.event(group, version, plural, registry=registry, labels=children)(
+            repair_deleted_child
+        )
