@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from duet_agents.planner import capacity  # noqa: E402
-from duet_operator.cli import generate_secrets  # noqa: E402
+from duet_operator import credentials  # noqa: E402
 from duet_operator.models import DataPlatform  # noqa: E402
 from duet_operator.render.config import RenderConfig  # noqa: E402
 from duet_operator.render.platform import build_platform  # noqa: E402
@@ -131,7 +131,7 @@ def run(count: int, kubeconfig: Path, operator: OperatorProcess) -> dict[str, fl
     for i in range(count):
         platform = DataPlatform.model_validate(platform_doc(f"p{i:03d}", raw_ns))
         design = capacity.plan(platform.spec.plan_request())
-        manifests += build_platform(platform, design, RenderConfig(), generate_secrets())
+        manifests += build_platform(platform, design, RenderConfig(), credentials.fill())
     expected = sum(1 for m in manifests if m["kind"] == "StatefulSet")
     started = time.monotonic()
     kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(manifests))

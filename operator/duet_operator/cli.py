@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import json
-import secrets
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,10 +16,10 @@ import typer
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
-from duet_operator import __version__, yamlio
+from duet_operator import __version__, credentials, yamlio
 from duet_operator.manifests import InvalidInputError, load_platform
 from duet_operator.models import DataPlatform
-from duet_operator.render.config import PlatformSecrets, RenderConfig
+from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 
 app = typer.Typer(
@@ -107,7 +106,7 @@ def render(file: FileOption) -> None:
     with new passwords, which is what a test or a GitOps bootstrap wants.
     """
     platform, design = plan_file(file)
-    manifests = build_platform(platform, design, RenderConfig(), generate_secrets())
+    manifests = build_platform(platform, design, RenderConfig(), credentials.fill())
     typer.echo(yamlio.dump_all(manifests, sort_keys=False), nl=False)
 
 
@@ -138,20 +137,6 @@ def operator_run(
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
     run(settings, kubeconfig)
-
-
-def generate_secrets() -> PlatformSecrets:
-    def token() -> str:
-        return secrets.token_urlsafe(24)
-
-    return PlatformSecrets(
-        clickhouse_admin_password=token(),
-        clickhouse_readonly_password=token(),
-        clickhouse_cluster_secret=token(),
-        postgres_superuser_password=token(),
-        postgres_readonly_password=token(),
-        postgres_replication_password=token(),
-    )
 
 
 if __name__ == "__main__":

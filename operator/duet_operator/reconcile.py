@@ -3,19 +3,20 @@
     plan -> credentials -> render -> apply -> observe -> report
 
 Every step but apply and observe is pure or reads only; `report` writes status once, and only
-when it changed. The same reconcile serves create, update, resume and the drift timer; a
-child's change runs only `observe -> report`.
+when it changed. The same reconcile serves create, update, resume and the resync timer; a
+StatefulSet's change runs only `observe -> report`, unless it shows drift (a StatefulSet
+missing, or scaled away from the design), which takes the whole reconcile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from duet_agents.planner.models import PlatformDesign
+from duet_operator import credentials
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.dataplatform import (
@@ -48,7 +49,6 @@ class Event:
 @dataclass
 class Outcome:
     status: DataPlatformStatus
-    status_changed: bool
     events: list[Event] = field(default_factory=list)
     apply_error: str | None = None
 
@@ -72,8 +72,8 @@ class Reconciler:
         design = planned.design
         if design is None:
             return await self.report(platform, planned, None, None)
-        credentials = await self.credentials(names)
-        manifests = build_platform(platform, design, self.render_config, credentials)
+        passwords = await self.load_credentials(names)
+        manifests = build_platform(platform, design, self.render_config, passwords)
         applied, apply_error = await self.apply(names, manifests)
         # Claims only change size with the design; a failed growth leaves Provisioned False,
         # which brings it back here on the retry.
@@ -95,7 +95,7 @@ class Reconciler:
         """Status only, from the children as they are now (a StatefulSet changed)."""
         design = platform.status.design
         if design is None:
-            return Outcome(platform.status, status_changed=False)
+            return Outcome(platform.status)
         names = self.names(platform)
         observed = await self.observe(names, design)
         if observed is not None and observed.drifted:
@@ -107,25 +107,13 @@ class Reconciler:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def credentials(self, names: Names) -> PlatformSecrets:
+    async def load_credentials(self, names: Names) -> PlatformSecrets:
         """The platform's passwords: read back from its Secrets, generated only where missing."""
         ch, pg = await asyncio.gather(
             self.kube.secret_data(names.clickhouse_credentials, names.namespace),
             self.kube.secret_data(names.postgres_credentials, names.namespace),
         )
-        ch, pg = ch or {}, pg or {}
-
-        def keep(data: dict[str, str], key: str) -> str:
-            return data.get(key) or secrets.token_urlsafe(24)
-
-        return PlatformSecrets(
-            clickhouse_admin_password=keep(ch, clickhouse.ADMIN_PASSWORD_KEY),
-            clickhouse_readonly_password=keep(ch, clickhouse.READONLY_PASSWORD_KEY),
-            clickhouse_cluster_secret=keep(ch, clickhouse.CLUSTER_SECRET_KEY),
-            postgres_superuser_password=keep(pg, postgres.SUPERUSER_PASSWORD_KEY),
-            postgres_readonly_password=keep(pg, postgres.READONLY_PASSWORD_KEY),
-            postgres_replication_password=keep(pg, postgres.REPLICATION_PASSWORD_KEY),
-        )
+        return credentials.fill(ch, pg)
 
     async def apply(
         self, names: Names, manifests: list[dict[str, Any]]
@@ -194,7 +182,7 @@ class Reconciler:
                 platform.metadata.namespace or "default",
                 status.wire(),
             )
-        return Outcome(status, changed, transition_events(old, status), apply_error)
+        return Outcome(status, transition_events(old, status), apply_error)
 
     # -- deletion ------------------------------------------------------------------------
 

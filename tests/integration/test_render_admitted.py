@@ -9,7 +9,7 @@ import pytest
 from kubernetes.dynamic import DynamicClient
 
 from duet_agents.planner import capacity
-from duet_operator.cli import generate_secrets
+from duet_operator import credentials
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from tests.support.platforms import design, platform
@@ -47,7 +47,7 @@ def test_rendered_manifests_are_admitted(
     dynamic: DynamicClient, namespace: str, shape: dict[str, int]
 ) -> None:
     owner = platform(namespace=namespace)
-    manifests = build_platform(owner, design(**shape), RenderConfig(), generate_secrets())
+    manifests = build_platform(owner, design(**shape), RenderConfig(), credentials.fill())
     for manifest in manifests:
         admitted = dry_run_apply(dynamic, manifest)
         assert admitted.metadata.name == manifest["metadata"]["name"]
@@ -61,5 +61,5 @@ def test_a_planned_example_renders_admissible_manifests(
         namespace=namespace, requirements={"dataVolume": "6Ti", "availability": "high"}
     )
     built = capacity.plan(owner.spec.plan_request())
-    for manifest in build_platform(owner, built, RenderConfig(), generate_secrets()):
+    for manifest in build_platform(owner, built, RenderConfig(), credentials.fill()):
         dry_run_apply(dynamic, manifest)
