@@ -17,6 +17,7 @@ from typing import Any
 
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials
+from duet_operator.drift import stamp, unchanged
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.dataplatform import (
@@ -37,6 +38,18 @@ from duet_operator.status import ConditionType, Reason, is_true, phase_of, set_c
 from duet_operator.volumes import claim_growth, keep_immutable_fields, wanted_sizes
 
 WORKLOADS_FIRST = ("Secret", "ConfigMap")
+# Every kind the renderers produce, as listed to compare with what is stored.
+CHILD_KINDS = (
+    ("v1", "Secret"),
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "StatefulSet"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+def _key(manifest: dict[str, Any]) -> tuple[str, str]:
+    return manifest["kind"], manifest["metadata"]["name"]
 
 
 @dataclass(frozen=True)
@@ -72,18 +85,26 @@ class Reconciler:
         design = planned.design
         if design is None:
             return await self.report(platform, planned, None, None)
-        passwords = await self.load_credentials(names)
-        manifests = build_platform(platform, design, self.render_config, passwords)
-        applied, apply_error = await self.apply(names, manifests)
+        passwords, stored = await asyncio.gather(
+            self.load_credentials(names), self.stored_children(names)
+        )
+        rendered = build_platform(platform, design, self.render_config, passwords)
+        stored_statefulsets = [o for (kind, _), o in stored.items() if kind == "StatefulSet"]
+        # Fields fixed at a StatefulSet's creation (claim templates) are sent as they are;
+        # the stamp then matches what is stored, and an unchanged object is not sent at all.
+        desired = [stamp(m) for m in keep_immutable_fields(rendered, stored_statefulsets)]
+        stale = [m for m in desired if not unchanged(m, stored.get(_key(m)))]
+        applied, apply_error = await self.apply(stale)
         # Claims only change size with the design; a failed growth leaves Provisioned False,
         # which brings it back here on the retry.
         if apply_error is None and (planned.changed or not self.provisioned(platform)):
             apply_error = await self.grow_volumes(names, design)
-        # Server-side apply answers with the object as stored, status included: the
-        # StatefulSets just applied are the observation, no second read needed.
-        statefulsets = [m for m in applied if m.get("kind") == "StatefulSet"]
+        # Server-side apply answers with the object as stored, status included: with what
+        # was listed before, that is the observation, no second read needed.
+        current = stored | {_key(m): m for m in applied}
         if apply_error is not None:
-            statefulsets = await self.statefulsets(names)
+            current = await self.stored_children(names)
+        statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
         observed = readiness(expected_statefulsets(names, design), statefulsets)
         return await self.report(platform, planned, observed, apply_error)
 
@@ -115,24 +136,28 @@ class Reconciler:
         )
         return credentials.fill(ch, pg)
 
+    async def stored_children(self, names: Names) -> dict[tuple[str, str], dict[str, Any]]:
+        """The platform's objects as stored, by (kind, name): one labelled LIST per kind."""
+        selector = f"{PLATFORM_LABEL}={names.platform}"
+        lists = await asyncio.gather(
+            *(self.kube.list_objects(v, k, names.namespace, selector) for v, k in CHILD_KINDS)
+        )
+        return {
+            (kind, obj["metadata"]["name"]): obj
+            for (_, kind), items in zip(CHILD_KINDS, lists, strict=True)
+            for obj in items
+        }
+
     async def apply(
-        self, names: Names, manifests: list[dict[str, Any]]
+        self, manifests: list[dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Apply everything, concurrently within two waves (what workloads mount, then the
-        rest): the objects as stored, and the error to report, or None."""
+        """Apply, concurrently within two waves (what workloads mount, then the rest): the
+        objects as stored, and the error to report, or None."""
         first = [m for m in manifests if m["kind"] in WORKLOADS_FIRST]
         rest = [m for m in manifests if m["kind"] not in WORKLOADS_FIRST]
         try:
             applied = await self.kube.apply_all(first)
-            try:
-                applied += await self.kube.apply_all(rest)
-            except KubeError as e:
-                if not (e.code == 422 and e.target.startswith("StatefulSet/")):
-                    raise
-                # A StatefulSet refused a change to a field fixed at creation (its claim
-                # templates, when storage grew): send those as they are, and apply again.
-                existing = await self.statefulsets(names)
-                applied += await self.kube.apply_all(keep_immutable_fields(rest, existing))
+            applied += await self.kube.apply_all(rest)
         except KubeError as e:
             # A refusal of a Secret could quote its data: for those, the code and reason only.
             if e.target.startswith("Secret/"):
@@ -149,7 +174,7 @@ class Reconciler:
         patches = claim_growth(wanted_sizes(names, design), claims)
         if not patches:
             return None
-        return (await self.apply(names, patches))[1]
+        return (await self.apply(patches))[1]
 
     async def statefulsets(self, names: Names) -> list[dict[str, Any]]:
         return await self.kube.list_objects(
