@@ -46,6 +46,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
         configure_kopf(settings)
         memo.locks = {}
         memo.refresh_waiting = set()
+        memo.workers = asyncio.Semaphore(config.max_concurrent_reconciles)
         memo.ready = False
         memo.reconciler = Reconciler(await Kube.connect(kubeconfig), config)
         if config.metrics_port:

@@ -23,6 +23,12 @@ RECONCILE_TIME = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+RECONCILE_QUEUE = Histogram(
+    "duet_reconcile_queue_seconds",
+    "Time a reconcile waited for a worker slot (like workqueue_queue_duration_seconds).",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
 PLATFORMS = Gauge(
     "duet_platforms",
     "DataPlatforms by phase, as last reported.",

@@ -26,6 +26,12 @@ class OperatorSettings(BaseSettings):
         default=300, gt=0, description="How often each platform is re-applied to undo drift."
     )
     apply_retry_seconds: float = Field(default=10, gt=0)
+    max_concurrent_reconciles: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Reconciles running at once; the rest queue (duet_reconcile_queue_seconds).",
+    )
     clickhouse_image: str = RenderConfig.clickhouse_image
     keeper_image: str = RenderConfig.keeper_image
     postgres_image: str = RenderConfig.postgres_image

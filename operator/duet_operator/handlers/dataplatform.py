@@ -7,7 +7,10 @@ it returns, and turn a failed apply into a retry. Everything else lives in recon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +33,19 @@ def _lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
     # (and each transition's Event posted once).
     locks: dict[str, asyncio.Lock] = memo.locks
     return locks.setdefault(f"{namespace}/{name}", asyncio.Lock())
+
+
+@contextlib.asynccontextmanager
+async def _worker(memo: Any) -> AsyncIterator[None]:
+    """A slot among the operator's concurrent reconciles (controller-runtime's
+    MaxConcurrentReconciles). Past the API server's throughput, more reconciles at once only
+    make each wait longer at the server; queued here, they wait visibly, in
+    duet_reconcile_queue_seconds, and the platform lock is held while queueing."""
+    workers: asyncio.Semaphore = memo.workers
+    queued = time.perf_counter()
+    async with workers:
+        metrics.RECONCILE_QUEUE.observe(time.perf_counter() - queued)
+        yield
 
 
 def _publish(body: Any, platform: DataPlatform, outcome: Outcome) -> None:
@@ -60,8 +76,9 @@ async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: A
         platform = DataPlatform.model_validate(body)
         if platform.metadata.deletion_timestamp:
             return
-        with metrics.reconcile_timer(KIND):
-            outcome = await reconciler.reconcile(platform)
+        async with _worker(memo):
+            with metrics.reconcile_timer(KIND):
+                outcome = await reconciler.reconcile(platform)
     _publish(body, platform, outcome)
     if outcome.apply_error:
         raise kopf.TemporaryError(
@@ -91,8 +108,9 @@ async def refresh_platform_of(
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return
         platform = DataPlatform.model_validate(body)
-        with metrics.reconcile_timer("DataPlatformStatus"):
-            outcome = await reconciler.refresh(platform)
+        async with _worker(memo):
+            with metrics.reconcile_timer("DataPlatformStatus"):
+                outcome = await reconciler.refresh(platform)
     _publish(body, platform, outcome)
 
 
