@@ -21,6 +21,7 @@ from duet_operator.manifests import InvalidInputError, load_platform
 from duet_operator.models import DataPlatform
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
+from duet_operator.sql_command import sql_app
 
 app = typer.Typer(
     name="duet",
@@ -112,6 +113,7 @@ def render(file: FileOption) -> None:
 
 operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
+app.add_typer(sql_app, name="sql")
 
 
 @operator_app.command("run")

@@ -117,3 +117,13 @@ def test_render_prints_manifests_without_owner_references(runner: CliRunner) -> 
     first = next(m for m in manifests if m["kind"] == "Secret")["stringData"]["admin-password"]
     second = next(m for m in again if m["kind"] == "Secret")["stringData"]["admin-password"]
     assert first != second
+
+
+def test_sql_check_is_a_duet_command(runner: CliRunner) -> None:
+    allowed = runner.invoke(app, ["sql", "check", "--dialect", "postgres", "select 1"])
+    assert allowed.exit_code == 0
+    blocked = runner.invoke(
+        app, ["sql", "check", "--dialect", "clickhouse", "--json", "select * from url('x')"]
+    )
+    assert blocked.exit_code == 3
+    assert json.loads(blocked.stdout)["allowed"] is False

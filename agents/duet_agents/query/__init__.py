@@ -1,0 +1,1 @@
+"""The query agent: answers questions in English over a platform's data, read-only."""
