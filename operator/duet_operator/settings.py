@@ -27,7 +27,7 @@ class OperatorSettings(BaseSettings):
     )
     apply_retry_seconds: float = Field(default=10, gt=0)
     max_concurrent_reconciles: int = Field(
-        default=8,
+        default=16,
         ge=1,
         le=256,
         description="Reconciles running at once; the rest queue (duet_reconcile_queue_seconds).",
