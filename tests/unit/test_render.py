@@ -197,7 +197,8 @@ def test_postgres_primary_is_pod_zero_and_standbys_clone_it() -> None:
     files = by_kind(manifests, "ConfigMap")["clicks-postgres-config"]["data"]
     assert "pg_basebackup" in files["entrypoint.sh"]
     assert "shared_buffers = '512MB'" in files["postgresql.conf"]
-    assert "GRANT pg_read_all_data TO readonly" in files["init-roles.sh"]
+    assert "GRANT SELECT ON ALL TABLES IN SCHEMA public TO readonly" in files["init-roles.sh"]
+    assert "GRANT pg_read_all_data" not in files["init-roles.sh"], "it would expose pg_authid"
 
 
 def test_xml_values_are_escaped_and_keys_sorted() -> None:

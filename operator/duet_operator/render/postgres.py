@@ -55,7 +55,11 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \\
   -v replication_password="$POSTGRES_REPLICATION_PASSWORD" <<'SQL'
 CREATE ROLE {REPLICATION_USER} WITH REPLICATION LOGIN PASSWORD :'replication_password';
 CREATE ROLE {READONLY_USER} WITH LOGIN PASSWORD :'readonly_password';
-GRANT pg_read_all_data TO {READONLY_USER};
+-- Per schema, not pg_read_all_data: that role reads every relation, system catalogs such as
+-- pg_authid (password hashes) included, which would leave the query firewall the only guard.
+GRANT USAGE ON SCHEMA public TO {READONLY_USER};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READONLY_USER};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {READONLY_USER};
 ALTER ROLE {READONLY_USER} SET default_transaction_read_only = on;
 SQL
 """
