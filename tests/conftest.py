@@ -58,7 +58,10 @@ def custom(api_client: Any, crds: list[str]) -> Any:
 
 @pytest.fixture(scope="session")
 def duet_operator(
-    kubeconfig: Path, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: Path,
+    crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """`duet operator run`, watching the tests' namespaces, for the whole session."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
@@ -67,3 +70,8 @@ def duet_operator(
         yield process
     finally:
         process.stop()
+        # CI keeps only the output: when something failed, the operator's side of the story.
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if request.session.testsfailed and reporter is not None:
+            reporter.write_line(f"--- the operator's log ({log}), last lines ---")
+            reporter.write_line(process.log_tail(80))
