@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,9 +59,12 @@ def condition(platform: dict[str, Any], type_: str) -> dict[str, Any] | None:
 def wait_phase(
     custom: Any, namespace: str, name: str, phase: str, timeout: float = READY, **match: Any
 ) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
     def probe() -> dict[str, Any] | None:
         platform = get(custom, namespace, name)
         status = platform.get("status", {})
+        seen["status"] = {k: status.get(k) for k in ("phase", "conditions")}
         if status.get("phase") != phase:
             return None
         design = status.get("design", {}).get("clickhouse", {})
@@ -70,9 +72,11 @@ def wait_phase(
             return None
         return platform
 
-    return wait_until(
-        probe, timeout=timeout, what=f"{name} to be {phase} with {match or 'its design'}"
-    )
+    what = f"{name} to be {phase} with {match or 'its design'}"
+    try:
+        return wait_until(probe, timeout=timeout, what=what)
+    except WaitTimeoutError as e:
+        raise WaitTimeoutError(f"{e}; its status: {seen.get('status')}") from None
 
 
 def statefulsets(apps: Any, namespace: str, name: str) -> dict[str, Any]:
@@ -181,23 +185,22 @@ def test_an_infeasible_budget_is_refused_with_the_minimum_cost(
     wait_phase(custom, namespace, "cheap", "Ready")
 
 
-@pytest.fixture
-def slow_resync(duet_operator: OperatorProcess) -> Iterator[OperatorProcess]:
-    """The operator with a resync far longer than the test: what it repairs, it repairs
-    because it watched the change, not because its timer came round."""
+def test_drift_is_undone_as_soon_as_it_is_seen(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("steady"))
+    wait_phase(custom, namespace, "steady", "Ready")
+    # A resync far longer than the test: what the operator repairs now, it repairs because
+    # it watched the change, not because its timer came round.
     fast = duet_operator.resync_seconds
     duet_operator.restart(resync_seconds=600)
     try:
-        yield duet_operator
+        inflict_and_await_repair(custom, core, apps, namespace)
     finally:
         duet_operator.restart(resync_seconds=fast)
 
 
-def test_drift_is_undone_as_soon_as_it_is_seen(
-    slow_resync: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
-) -> None:
-    create_custom_object(custom, namespace, body("steady"))
-    wait_phase(custom, namespace, "steady", "Ready")
+def inflict_and_await_repair(custom: Any, core: Any, apps: Any, namespace: str) -> None:
     core.delete_namespaced_service("steady-clickhouse", namespace)
     core.delete_namespaced_config_map("steady-clickhouse-config", namespace)
     apps.patch_namespaced_stateful_set("steady-clickhouse-0", namespace, {"spec": {"replicas": 3}})
