@@ -33,6 +33,7 @@ from duet_operator import credentials  # noqa: E402
 from duet_operator.models import DataPlatform  # noqa: E402
 from duet_operator.render.config import RenderConfig  # noqa: E402
 from duet_operator.render.platform import build_platform  # noqa: E402
+from tests.support import testenv_module  # noqa: E402
 from tests.support.cluster import start_testenv, stop_testenv  # noqa: E402
 from tests.support.operator import OperatorProcess  # noqa: E402
 
@@ -169,20 +170,8 @@ def main() -> int:
     args = parser.parse_args()
 
     kubeconfig = start_testenv(ENV)
-    cache = subprocess.run(
-        [str(REPO / "hack/testenv/build")], capture_output=True, text=True, check=True
-    )
-    versions = dict(
-        line.split("=", 1)
-        for line in (REPO / "hack/testenv/versions.env").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    os.environ["DUET_KUBECTL"] = str(
-        Path(cache.stdout.strip())
-        / f"kubernetes-{versions['KUBERNETES_VERSION']}"
-        / "bin"
-        / "kubectl"
-    )
+    # The kubectl built with the control plane, found the way hack/testenv finds it.
+    os.environ["DUET_KUBECTL"] = str(testenv_module.load().Binaries.build().kubectl)
     kubectl(kubeconfig, "apply", "--server-side", "-f", str(REPO / "crds"))
     log = Path(tempfile.mkdtemp(prefix="duet-bench-")) / "operator.log"
     operator = OperatorProcess(kubeconfig, log, resync_seconds=60, namespaces="bench-op-*").start()

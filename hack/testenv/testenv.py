@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -267,8 +268,9 @@ class Env:
         logfile.close()
         return process.pid
 
-    def wait_for(self, what: str, ready: object, timeout: float, pids: dict[str, int]) -> None:
-        assert callable(ready)
+    def wait_for(
+        self, what: str, ready: Callable[[], bool], timeout: float, pids: dict[str, int]
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = [name for name, pid in pids.items() if not pid_alive(pid)]
@@ -304,7 +306,7 @@ class Env:
         manifests += [node_manifest(f"kwok-node-{i}") for i in range(NODE_COUNT)]
         self.kubectl(bins, "apply", "--server-side", "-f", "-", stdin="\n---\n".join(manifests))
 
-    def nodes_ready(self, bins: Binaries) -> object:
+    def nodes_ready(self, bins: Binaries) -> Callable[[], bool]:
         def check() -> bool:
             try:
                 out = self.kubectl(bins, "get", "nodes", "-o", "json")

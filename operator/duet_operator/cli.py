@@ -19,6 +19,7 @@ from duet_agents.planner.models import PlatformDesign
 from duet_operator import __version__, credentials, yamlio
 from duet_operator.manifests import InvalidInputError, load_platform
 from duet_operator.models import DataPlatform
+from duet_operator.models.dataplatform import PlannerProvider
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from duet_operator.sql_command import sql_app
@@ -38,12 +39,6 @@ EXIT_PLAN_REFUSED = 1
 class Output(enum.StrEnum):
     JSON = "json"
     YAML = "yaml"
-
-
-class Planner(enum.StrEnum):
-    BUILTIN = "builtin"
-    ANTHROPIC = "anthropic"
-    OPENAI = "openai"
 
 
 FileOption = Annotated[
@@ -82,14 +77,16 @@ def version() -> None:
 def plan(
     file: FileOption,
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.YAML,
-    planner: Annotated[Planner, typer.Option(help="Who designs the platform.")] = Planner.BUILTIN,
+    planner: Annotated[
+        PlannerProvider, typer.Option(help="Who designs the platform.")
+    ] = PlannerProvider.BUILTIN,
 ) -> None:
     """Design a platform from a DataPlatform file, with no cluster: the design on stdout.
 
     Exit 2: the file is invalid (the message names the field). Exit 1: no design meets the
     requirements within the budget (the message gives the minimum cost).
     """
-    if planner != Planner.BUILTIN:
+    if planner != PlannerProvider.BUILTIN:
         fail(f"the {planner} planner is not available in this version", EXIT_INVALID_INPUT)
     _, design = plan_file(file)
     wire = design.wire()

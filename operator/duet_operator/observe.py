@@ -51,14 +51,11 @@ def readiness(expected: dict[str, int], statefulsets: list[dict[str, Any]]) -> R
     wanted_total = 0
     rolling: list[str] = []
     lagging: list[str] = []
-    drifted = bool(missing) or any(
-        int(by_name[name].get("spec", {}).get("replicas", 1)) != wanted
-        for name, wanted in expected.items()
-        if name in by_name
-    )
+    drifted = bool(missing)
     for name, wanted in expected.items():
         if name in missing:
             continue
+        drifted |= int(by_name[name].get("spec", {}).get("replicas", 1)) != wanted
         ready, is_rolling = statefulset_progress(by_name[name], wanted)
         wanted_total += wanted
         if is_rolling:
