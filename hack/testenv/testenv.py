@@ -551,6 +551,12 @@ def apiserver_args(bins: Binaries, pki: Path, ports: Ports) -> list[str]:
     ]
 
 
+# kwokctl's `disableQPSLimits`: a fake cluster has no kubelets to protect, and the default
+# 20 requests/s of the controller-manager's clients, not the API server, was what bounded
+# how fast a few hundred platforms' pods could be created (kwok's own client is unlimited).
+UNTHROTTLED_CLIENT = ("--kube-api-qps=5000", "--kube-api-burst=10000")
+
+
 def controller_manager_args(bins: Binaries, state: Path) -> list[str]:
     pki = state / "pki"
     return [
@@ -564,6 +570,10 @@ def controller_manager_args(bins: Binaries, state: Path) -> list[str]:
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         # Sooner than the default 50 s, so a stopped kwok shows as NotReady nodes quickly.
         "--node-monitor-grace-period=20s",
+        *UNTHROTTLED_CLIENT,
+        # Five StatefulSet workers (the default) queue up behind each other when a few
+        # hundred platforms arrive at once; they wait on the API, not on the CPU.
+        "--concurrent-statefulset-syncs=20",
         "--v=0",
     ]
 
@@ -574,6 +584,7 @@ def scheduler_args(bins: Binaries, state: Path) -> list[str]:
         f"--kubeconfig={state / 'kube-scheduler.kubeconfig'}",
         "--secure-port=0",
         "--leader-elect=false",
+        *UNTHROTTLED_CLIENT,
         "--v=0",
     ]
 
