@@ -211,12 +211,12 @@ class Reconciler:
 
     # -- deletion ------------------------------------------------------------------------
 
-    async def finalize(self, platform: DataPlatform) -> list[str]:
+    async def finalize(self, name: str, namespace: str, policy: DeletionPolicy) -> list[str]:
         """Honour deletionPolicy. Owned children go with the platform through the garbage
         collector either way; volumes and Secrets are ours to delete only when asked."""
-        if platform.spec.deletion_policy != DeletionPolicy.DELETE:
+        if policy != DeletionPolicy.DELETE:
             return []
-        names = self.names(platform)
+        names = Names(name, namespace, self.render_config.cluster_domain)
         selector = f"{PLATFORM_LABEL}={names.platform}"
         secrets_ = await self.kube.delete_all("v1", "Secret", names.namespace, selector)
         claims = await self.kube.delete_all(

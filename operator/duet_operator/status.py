@@ -7,7 +7,11 @@ when its status flips, so `kubectl get -w` shows real transitions, not reconcile
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from duet_operator.models.common import Condition, ConditionStatus
 from duet_operator.models.dataplatform import Phase
@@ -30,6 +34,7 @@ class Reason(enum.StrEnum):
     ALL_REPLICAS_READY = "AllReplicasReady"
     REPLICAS_NOT_READY = "ReplicasNotReady"
     ROLLING_OUT = "RollingOut"
+    INVALID_SPEC = "InvalidSpec"
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
@@ -83,3 +88,33 @@ def phase_of(conditions: list[Condition], *, was_ready: bool, has_design: bool) 
         # A platform that ran keeps running on what was applied before: degraded, not failed.
         return Phase.DEGRADED if was_ready else Phase.FAILED
     return Phase.DEGRADED if was_ready else Phase.PROVISIONING
+
+
+def invalid_spec_status(body: Mapping[str, Any], message: str, *, now: datetime) -> dict[str, Any]:
+    """The status of an object the API server admitted but our model refuses (a CRD older
+    than the operator, or a status written by a newer one): Planned=False, InvalidSpec,
+    naming the fields. Built from the raw body, since the model cannot read it; a design in
+    force stays in force, as with any other refused plan."""
+    raw: Mapping[str, Any] = body.get("status") or {}
+    conditions = []
+    for item in raw.get("conditions") or []:
+        try:
+            conditions.append(Condition.model_validate(item))
+        except ValidationError:
+            continue  # what we cannot read, we do not write back
+    generation = (body.get("metadata") or {}).get("generation")
+    conditions = set_condition(
+        conditions,
+        ConditionType.PLANNED,
+        False,
+        Reason.INVALID_SPEC,
+        message,
+        generation=generation,
+        now=now,
+    )
+    phase = raw.get("phase") if raw.get("design") else Phase.FAILED
+    return {
+        "phase": phase or Phase.FAILED,
+        "observedGeneration": generation,
+        "conditions": [c.wire() for c in conditions],
+    }

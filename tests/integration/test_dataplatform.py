@@ -5,7 +5,9 @@ an operator killed mid-reconcile converging when it comes back."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from duet_operator.models import GROUP, VERSION
-from tests.support.crds import create_custom_object
+from tests.support.crds import create_custom_object, install_crds
 from tests.support.operator import OperatorProcess
 from tests.support.wait import WaitTimeoutError, wait_until
 
@@ -328,3 +330,53 @@ def test_an_operator_killed_mid_reconcile_converges_on_restart(
     reasons = [r for _, r in events(core, namespace, "phoenix")]
     assert reasons.count("AllReplicasReady") == 1
     assert platform["status"]["conditions"]
+
+
+@contextlib.contextmanager
+def an_older_crd(api_client: Any) -> Iterator[None]:
+    """The DataPlatform CRD as an older release might have left it: a spec the API server
+    no longer checks. Restored afterwards, whatever happens."""
+    ext = client.ApiextensionsV1Api(api_client)
+    name = f"dataplatforms.{GROUP}"
+    crd = ext.read_custom_resource_definition(name)
+    loose = client.V1JSONSchemaProps(type="object", x_kubernetes_preserve_unknown_fields=True)
+    crd.spec.versions[0].schema.open_apiv3_schema.properties["spec"] = loose
+    ext.replace_custom_resource_definition(name, crd)
+    try:
+        yield
+    finally:
+        install_crds(api_client)
+
+
+def test_a_spec_the_model_refuses_is_reported_once_and_still_deletable(
+    duet_operator: OperatorProcess, api_client: Any, custom: Any, core: Any, namespace: str
+) -> None:
+    with an_older_crd(api_client):
+        wrong = body("odd", requirements={"dataVolume": "100Gi", "availability": "extreme"})
+        wait_until(
+            lambda: create_custom_object(custom, namespace, wrong),
+            timeout=30,
+            what="the loosened CRD to admit the object",
+            ignore=(ApiException,),
+        )
+        platform = wait_phase(custom, namespace, "odd", "Failed")
+        planned = condition(platform, "Planned")
+        assert planned is not None
+        assert planned["status"] == "False"
+        assert planned["reason"] == "InvalidSpec"
+        assert "spec.requirements.availability" in planned["message"]
+        # Refused for good: a resync later, still the one Event.
+        time.sleep(duet_operator.resync_seconds + 1)
+        refusals = [e for e in events(core, namespace, "odd") if e[1] == "InvalidSpec"]
+        assert len(refusals) == 1
+
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatforms", "odd")
+
+        def platform_gone() -> bool:
+            try:
+                get(custom, namespace, "odd")
+            except ApiException as e:
+                return bool(e.status == 404)
+            return False
+
+        wait_until(platform_gone, timeout=30, what="the finalizer to let the platform go")

@@ -12,7 +12,13 @@ from duet_operator.observe import expected_statefulsets, readiness
 from duet_operator.planning import plan_platform, spec_hash
 from duet_operator.reconcile import next_status, transition_events
 from duet_operator.render.naming import Names
-from duet_operator.status import ConditionType, Reason, find, set_condition
+from duet_operator.status import (
+    ConditionType,
+    Reason,
+    find,
+    invalid_spec_status,
+    set_condition,
+)
 from tests.support.platforms import platform
 
 PRICES = PriceTable()
@@ -199,3 +205,39 @@ def test_an_apply_failure_on_a_running_platform_degrades_it_and_is_not_ready() -
     ready_condition = find(failed.conditions, ConditionType.READY)
     assert ready_condition is not None
     assert (ready_condition.status, ready_condition.reason) == ("False", "ApplyFailed")
+
+
+def test_an_unreadable_new_platform_fails_naming_the_field() -> None:
+    body = {"metadata": {"name": "odd", "generation": 3}, "spec": {}}
+    status = invalid_spec_status(body, "spec.requirements.availability: bad", now=T0)
+    assert status["phase"] == Phase.FAILED
+    assert status["observedGeneration"] == 3
+    (planned,) = status["conditions"]
+    assert planned["type"] == "Planned"
+    assert planned["status"] == "False"
+    assert planned["reason"] == "InvalidSpec"
+    assert planned["message"] == "spec.requirements.availability: bad"
+
+
+def test_an_unreadable_running_platform_keeps_its_phase_and_readable_conditions() -> None:
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "AllReplicasReady",
+        "message": "ok",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    from_the_future = {"type": "Planned", "status": "Maybe"}
+    body = {
+        "metadata": {"name": "odd", "generation": 4},
+        "status": {
+            "phase": "Ready",
+            "design": {"any": "thing"},
+            "conditions": [ready, from_the_future],
+        },
+    }
+    status = invalid_spec_status(body, "spec.x: bad", now=T0)
+    assert status["phase"] == "Ready"
+    by_type = {c["type"]: c for c in status["conditions"]}
+    assert by_type["Ready"]["status"] == "True"
+    assert by_type["Planned"]["reason"] == "InvalidSpec"

@@ -12,15 +12,18 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
+from pydantic import ValidationError
 
 from duet_operator import metrics
+from duet_operator.manifests import field_errors
 from duet_operator.models import GROUP, VERSION, DataPlatform
-from duet_operator.models.dataplatform import Phase
+from duet_operator.models.dataplatform import DeletionPolicy, Phase
 from duet_operator.reconcile import Outcome, Reconciler
 from duet_operator.render.naming import PLATFORM_LABEL
+from duet_operator.status import ConditionType, Reason, invalid_spec_status
 
 log = logging.getLogger("duet.platforms")
 PLURAL = "dataplatforms"
@@ -73,7 +76,10 @@ async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: A
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
         if body is None:
             return
-        platform = DataPlatform.model_validate(body)
+        try:
+            platform = DataPlatform.model_validate(body)
+        except ValidationError as e:
+            await _refuse_invalid(reconciler, body, e)
         if platform.metadata.deletion_timestamp:
             return
         async with _worker(memo):
@@ -84,6 +90,33 @@ async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: A
         raise kopf.TemporaryError(
             outcome.apply_error, delay=reconciler.settings.apply_retry_seconds
         )
+
+
+async def _refuse_invalid(reconciler: Reconciler, body: Any, error: ValidationError) -> NoReturn:
+    """Say once, in status and an Event, which fields the operator cannot read, and stop
+    retrying: only a change of the object (or of the CRD) can fix it."""
+    fields = field_errors(error).replace("\n", "; ")
+    message = (
+        f"The operator cannot read this DataPlatform ({fields}); "
+        "is its CRD older than the operator? Apply crds/ and fix the fields."
+    )
+    meta = body["metadata"]
+    planned: dict[str, Any] = next(
+        (
+            c
+            for c in (body.get("status") or {}).get("conditions") or []
+            if c.get("type") == ConditionType.PLANNED
+        ),
+        {},
+    )
+    if (planned.get("reason"), planned.get("message")) != (Reason.INVALID_SPEC, message):
+        status = invalid_spec_status(body, message, now=datetime.now(UTC))
+        await reconciler.kube.patch_status(
+            f"{GROUP}/{VERSION}", KIND, meta["name"], meta["namespace"], status
+        )
+        kopf.event(body, type="Warning", reason=Reason.INVALID_SPEC, message=message)
+        log.warning("%s/%s %s: %s", meta["namespace"], meta["name"], Reason.INVALID_SPEC, message)
+    raise kopf.PermanentError(message)
 
 
 async def refresh_platform_of(
@@ -107,7 +140,10 @@ async def refresh_platform_of(
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             return
-        platform = DataPlatform.model_validate(body)
+        try:
+            platform = DataPlatform.model_validate(body)
+        except ValidationError:
+            return  # the change handlers report it, once
         async with _worker(memo):
             with metrics.reconcile_timer("DataPlatformStatus"):
                 outcome = await reconciler.refresh(platform)
@@ -126,11 +162,14 @@ async def repair_deleted_child(
 
 async def finalize_platform(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Deletion: keep or remove volumes and Secrets as spec.deletionPolicy says."""
-    platform = DataPlatform.model_validate(dict(body))
+    # Read from the raw body: an object the model cannot read must still be deletable, and
+    # anything but an explicit Delete keeps the data.
+    name, namespace = body.meta["name"], body.meta["namespace"]
+    policy = DeletionPolicy.DELETE if body.spec.get("deletionPolicy") == "Delete" else None
     reconciler: Reconciler = memo.reconciler
-    deleted = await reconciler.finalize(platform)
-    metrics.forget_platform(platform.metadata.namespace or "", platform.metadata.name)
-    ref = f"{platform.metadata.namespace}/{platform.metadata.name}"
+    deleted = await reconciler.finalize(name, namespace, policy or DeletionPolicy.RETAIN)
+    metrics.forget_platform(namespace, name)
+    ref = f"{namespace}/{name}"
     if deleted:
         log.info("%s deleted; deletionPolicy Delete removed %s", ref, ", ".join(deleted))
     else:
