@@ -416,6 +416,22 @@ status:
 """
 
 
+# Four pod-stage workers (kwok's default) each wait on a status PATCH; when a few hundred pods
+# arrive at once and the API server is busy, that queue, not the CPU, paced their readiness.
+# kwok v0.8 does not default the options of a KwokConfiguration read from --config (a zero
+# lease parallelism stops it at start), so the others are spelled out at their defaults.
+KWOK_OPTIONS = """
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 16
+  nodePlayStageParallelism: 4
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+"""
+
+
 def stage_documents(stock: Path) -> str:
     # kwok's general pod stages wait 1 s plus up to 5 s of jitter at each step, so a pod takes
     # up to 12 s to turn Ready; a jitter of 1 s keeps the lifecycle (Pending, then Running and
@@ -427,6 +443,7 @@ def stage_documents(stock: Path) -> str:
         for rel in STOCK_STAGES
     ]
     docs += [p.read_text() for p in sorted((HERE / "stages").glob("*.yaml"))]
+    docs.append(KWOK_OPTIONS)
     return "\n---\n".join(d.strip() for d in docs) + "\n"
 
 

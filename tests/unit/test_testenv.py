@@ -72,6 +72,10 @@ def test_stage_documents_include_stock_and_our_stages(tmp_path: Any) -> None:
             "    jitterDurationMilliseconds: 5000\n"
         )
     docs = list(yaml.safe_load_all(testenv.stage_documents(stock)))
+    (options,) = [d for d in docs if d["kind"] == "KwokConfiguration"]
+    assert options["options"]["podPlayStageParallelism"] > 4
+    assert options["options"]["nodeLeaseParallelism"] > 0, "kwok exits on zero"
+    docs = [d for d in docs if d["kind"] == "Stage"]
     names = [d["metadata"]["name"] for d in docs]
     assert len(names) == len(set(names)), "ours replace stock stages of the same name"
     assert "pod-ready" in names
