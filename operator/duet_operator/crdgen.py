@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from duet_operator import yamlio
-from duet_operator.models import DataPlatform, Remediation
+from duet_operator.models import DataPlatform, QueryAgent, Remediation
 from duet_operator.models.common import GROUP, VERSION
 
 JsonSchema = dict[str, Any]
@@ -87,6 +87,19 @@ KINDS = (
                 description="Estimated monthly cost in USD",
             ),
             PrinterColumn("Planner", ".status.design.planner.provider", priority=1),
+            AGE,
+        ),
+    ),
+    Kind(
+        QueryAgent,
+        plural="queryagents",
+        short_names=("qa",),
+        columns=(
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Platform", ".spec.platformRef.name"),
+            PrinterColumn("Engine", ".spec.engine"),
+            PrinterColumn("Ready", _condition("Ready")),
+            PrinterColumn("Endpoint", ".status.endpoint", priority=1),
             AGE,
         ),
     ),

@@ -9,9 +9,10 @@ from typing import Any
 import kopf
 
 from duet_operator import http
-from duet_operator.handlers import dataplatform
+from duet_operator.handlers import dataplatform, queryagent
 from duet_operator.kube.client import Kube
 from duet_operator.models import GROUP
+from duet_operator.query_agents import QueryAgentReconciler
 from duet_operator.reconcile import Reconciler
 from duet_operator.settings import OperatorSettings
 
@@ -48,7 +49,9 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
         memo.refresh_waiting = set()
         memo.workers = asyncio.Semaphore(config.max_concurrent_reconciles)
         memo.ready = False
-        memo.reconciler = Reconciler(await Kube.connect(kubeconfig), config)
+        kube = await Kube.connect(kubeconfig)
+        memo.reconciler = Reconciler(kube, config)
+        memo.query_agents = QueryAgentReconciler(kube, config)
         if config.metrics_port:
             memo.http = await http.serve(config.metrics_port, lambda: bool(memo.ready))
         memo.ready = True
@@ -62,6 +65,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
             await memo.reconciler.kube.close()
 
     dataplatform.register(registry, config.resync_seconds)
+    queryagent.register(registry, config.resync_seconds)
     return registry
 
 

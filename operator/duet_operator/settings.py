@@ -36,6 +36,7 @@ class OperatorSettings(BaseSettings):
     keeper_image: str = RenderConfig.keeper_image
     postgres_image: str = RenderConfig.postgres_image
     postgres_exporter_image: str = RenderConfig.postgres_exporter_image
+    duet_image: str = RenderConfig.duet_image
     cluster_domain: str = RenderConfig.cluster_domain
     prices: PriceTable = Field(default_factory=PriceTable)
 
@@ -45,5 +46,6 @@ class OperatorSettings(BaseSettings):
             keeper_image=self.keeper_image,
             postgres_image=self.postgres_image,
             postgres_exporter_image=self.postgres_exporter_image,
+            duet_image=self.duet_image,
             cluster_domain=self.cluster_domain,
         )

@@ -35,6 +35,8 @@ class Reason(enum.StrEnum):
     REPLICAS_NOT_READY = "ReplicasNotReady"
     ROLLING_OUT = "RollingOut"
     INVALID_SPEC = "InvalidSpec"
+    PLATFORM_NOT_FOUND = "PlatformNotFound"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a reason, not a password)
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:

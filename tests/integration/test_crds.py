@@ -7,9 +7,11 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes.client.rest import ApiException
 
-from duet_operator.models import GROUP, VERSION, DataPlatform
+from duet_operator.models import GROUP, VERSION, DataPlatform, QueryAgent
+from tests.support.cluster import REPO
 from tests.support.crds import create_custom_object
 
 pytestmark = pytest.mark.integration
@@ -133,3 +135,70 @@ def test_remediation_approval_cannot_be_withdrawn(custom: Any, namespace: str) -
             GROUP, VERSION, namespace, "remediations", "r1", {"spec": {"approved": False}}
         )
     assert "an approval cannot be withdrawn" in json.loads(refused.value.body)["message"]
+
+
+def create_agent(custom: Any, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "QueryAgent",
+        "metadata": {"name": "qa1"},
+        "spec": spec,
+    }
+    created: dict[str, Any] = create_custom_object(custom, namespace, body)
+    return created
+
+
+def test_a_query_agent_gets_safe_defaults(custom: Any, namespace: str) -> None:
+    created = create_agent(custom, namespace, {"platformRef": {"name": "clicks"}})
+    agent = QueryAgent.model_validate(created)
+    assert agent.spec.platform_ref is not None
+    assert agent.spec.platform_ref.backend == "clickhouse"
+    assert agent.spec.engine == "builtin"
+    assert agent.spec.limits.max_rows == 1000
+    assert agent.spec.tables.allow == ["*"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({}, "set exactly one of platformRef"),
+        (
+            {
+                "platformRef": {"name": "clicks"},
+                "connectionSecretRef": {"name": "db", "key": "url"},
+            },
+            "set exactly one of platformRef",
+        ),
+        (
+            {"platformRef": {"name": "clicks"}, "model": "gpt-5"},
+            "model and secretRef apply to the anthropic and openai engines only",
+        ),
+        (
+            {"platformRef": {"name": "clicks"}, "limits": {"maxRows": 0}},
+            "spec.limits.maxRows: Invalid value: 0",
+        ),
+        (
+            {"platformRef": {"name": "clicks", "backend": "mysql"}},
+            'spec.platformRef.backend: Unsupported value: "mysql"',
+        ),
+        (
+            {"platformRef": {"name": "clicks"}, "tables": {"deny": [""]}},
+            "spec.tables.deny[0]: Invalid value",
+        ),
+    ],
+    ids=["no-source", "two-sources", "model-for-builtin", "zero-rows", "bad-backend", "empty-glob"],
+)
+def test_invalid_query_agents_are_refused_naming_the_field(
+    custom: Any, namespace: str, spec: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ApiException) as refused:
+        create_agent(custom, namespace, spec)
+    assert refused.value.status == 422
+    assert expected in json.loads(refused.value.body)["message"]
+
+
+def test_every_example_is_admitted(custom: Any, namespace: str) -> None:
+    for path in sorted((REPO / "manifests" / "examples").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            created = create_custom_object(custom, namespace, document)
+            assert created["metadata"]["name"] == document["metadata"]["name"], path.name

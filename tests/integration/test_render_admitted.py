@@ -10,8 +10,10 @@ from kubernetes.dynamic import DynamicClient
 
 from duet_agents.planner import capacity
 from duet_operator import credentials
+from duet_operator.models import QueryAgent
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
+from duet_operator.render.queryagent import build_query_agent
 from tests.support.platforms import design, platform
 
 pytestmark = pytest.mark.integration
@@ -63,3 +65,31 @@ def test_a_planned_example_renders_admissible_manifests(
     built = capacity.plan(owner.spec.plan_request())
     for manifest in build_platform(owner, built, RenderConfig(), credentials.fill()):
         dry_run_apply(dynamic, manifest)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"platformRef": {"name": "clicks"}},
+        {
+            "platformRef": {"name": "clicks", "backend": "postgres"},
+            "replicas": 3,
+            "engine": "openai",
+            "model": "gpt-x",
+            "baseURL": "http://vllm:8000/v1",
+            "secretRef": {"name": "llm", "key": "api-key"},
+            "resources": {"cpu": "1", "memory": "1Gi"},
+        },
+        {"connectionSecretRef": {"name": "warehouse", "key": "url"}},
+    ],
+    ids=["clickhouse", "postgres-ha-model", "connection-secret"],
+)
+def test_query_agent_manifests_are_admitted(
+    dynamic: DynamicClient, namespace: str, spec: dict[str, Any]
+) -> None:
+    agent = QueryAgent.model_validate(
+        {"metadata": {"name": "ask", "namespace": namespace, "uid": "u-1"}, "spec": spec}
+    )
+    for manifest in build_query_agent(agent, RenderConfig()):
+        admitted = dry_run_apply(dynamic, manifest)
+        assert admitted.metadata.name == manifest["metadata"]["name"]

@@ -30,7 +30,7 @@ PLURAL = "dataplatforms"
 KIND = "DataPlatform"
 
 
-def _lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
+def lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
     # The drift timer, the change handlers and the StatefulSet watch of one platform run as
     # separate tasks in kopf; one at a time per platform keeps status reads and writes ordered
     # (and each transition's Event posted once).
@@ -70,7 +70,7 @@ def _publish(body: Any, platform: DataPlatform, outcome: Outcome) -> None:
 async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     """create, update, resume and the drift timer: plan, apply, observe, report."""
     reconciler: Reconciler = memo.reconciler
-    async with _lock(memo, namespace, name):
+    async with lock(memo, namespace, name):
         # kopf's body is the event's snapshot, and a handler that waited for the lock holds
         # an old one (a timer could re-apply the design an update just replaced): read anew.
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
@@ -134,7 +134,7 @@ async def refresh_platform_of(
     if key in waiting:
         return
     waiting.add(key)
-    async with _lock(memo, namespace, name):
+    async with lock(memo, namespace, name):
         waiting.discard(key)
         # Read inside the lock: the status this refresh starts from is the latest written.
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)

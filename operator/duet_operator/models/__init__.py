@@ -5,6 +5,7 @@
 
 from duet_operator.models.common import API_VERSION, GROUP, VERSION
 from duet_operator.models.dataplatform import DataPlatform, DataPlatformSpec, DataPlatformStatus
+from duet_operator.models.queryagent import QueryAgent, QueryAgentSpec, QueryAgentStatus
 from duet_operator.models.remediation import Remediation, RemediationSpec, RemediationStatus
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "DataPlatform",
     "DataPlatformSpec",
     "DataPlatformStatus",
+    "QueryAgent",
+    "QueryAgentSpec",
+    "QueryAgentStatus",
     "Remediation",
     "RemediationSpec",
     "RemediationStatus",

@@ -13,6 +13,8 @@ class RenderConfig:
     keeper_image: str = "clickhouse/clickhouse-keeper"
     postgres_image: str = "postgres"
     postgres_exporter_image: str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+    # The operator's own image also runs the query server (`duet query serve`).
+    duet_image: str = "ghcr.io/aidatalabs/duet:latest"
     cluster_domain: str = "cluster.local"
 
 

@@ -5,40 +5,51 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from duet_agents.planner.models import Resources, Storage
 from duet_operator.models import API_VERSION, DataPlatform
+from duet_operator.models.common import ObjectMeta
 from duet_operator.models.dataplatform import DeletionPolicy
 
 Manifest = dict[str, Any]
 CONFIG_HASH_ANNOTATION = "duet.aidatalabs.ai/config-hash"
 
 
-def owner_reference(platform: DataPlatform) -> dict[str, Any]:
-    """Children are owned by their platform, so Kubernetes' garbage collector removes them
+class Owner(Protocol):
+    """One of our custom resources, owner of the objects rendered for it."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def metadata(self) -> ObjectMeta: ...
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    """Children are owned by their resource, so Kubernetes' garbage collector removes them
     with it; `controller: true` lets `kubectl get` and other controllers see who manages them."""
     return {
         "apiVersion": API_VERSION,
-        "kind": "DataPlatform",
-        "name": platform.metadata.name,
-        "uid": platform.metadata.uid,
+        "kind": owner.kind,
+        "name": owner.metadata.name,
+        "uid": owner.metadata.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
 
 
 def metadata(
-    platform: DataPlatform, name: str, labels: dict[str, str], *, owned: bool = True
+    owner: Owner, name: str, labels: dict[str, str], *, owned: bool = True
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
-        "namespace": platform.metadata.namespace,
+        "namespace": owner.metadata.namespace,
         "labels": labels,
     }
     # Without a uid (`duet render` of a file) there is no owner to point at yet.
-    if owned and platform.metadata.uid:
-        meta["ownerReferences"] = [owner_reference(platform)]
+    if owned and owner.metadata.uid:
+        meta["ownerReferences"] = [owner_reference(owner)]
     return meta
 
 
@@ -94,7 +105,7 @@ def spread_replicas(selector: dict[str, str]) -> dict[str, Any]:
 
 
 def service(
-    platform: DataPlatform,
+    owner: Owner,
     name: str,
     labels: dict[str, str],
     selector: dict[str, str],
@@ -112,7 +123,7 @@ def service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(platform, name, labels),
+        "metadata": metadata(owner, name, labels),
         "spec": spec,
     }
 
@@ -132,13 +143,13 @@ def container_ports(ports: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def disruption_budget(
-    platform: DataPlatform, name: str, labels: dict[str, str], selector: dict[str, str]
+    owner: Owner, name: str, labels: dict[str, str], selector: dict[str, str]
 ) -> Manifest:
     """One voluntary disruption at a time (drains, upgrades) for a replicated group."""
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata(platform, name, labels),
+        "metadata": metadata(owner, name, labels),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }
 
