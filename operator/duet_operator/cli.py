@@ -6,10 +6,12 @@ contract"); keep them stable. Invalid input exits 2 with a message on stderr nam
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -23,6 +25,9 @@ from duet_operator.models.dataplatform import PlannerProvider
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from duet_operator.sql_command import sql_app
+
+if TYPE_CHECKING:
+    from duet_agents.planner.graph import ModelPlan
 
 app = typer.Typer(
     name="duet",
@@ -62,6 +67,40 @@ def plan_file(file: Path) -> tuple[DataPlatform, PlatformDesign]:
         fail(str(e), EXIT_PLAN_REFUSED)
 
 
+def plan_file_with_model(file: Path, provider: PlannerProvider) -> PlatformDesign:
+    """The design a model proposes and Duet checks, with keys and endpoints from the
+    environment as the SDKs read them (OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_...); a
+    spec.planner.baseURL in the file wins. A model that fails is said on stderr, and the
+    built-in design follows: the command still answers."""
+    from duet_agents.llm.factory import chat_model  # noqa: PLC0415 - the SDKs load slowly
+    from duet_agents.planner.graph import plan_with_model  # noqa: PLC0415
+    from duet_operator.settings import OperatorSettings  # noqa: PLC0415
+
+    try:
+        platform = load_platform(file)
+    except InvalidInputError as e:
+        fail(str(e), EXIT_INVALID_INPUT)
+    spec = platform.spec.planner
+    name = spec.model or OperatorSettings().planner_default_models.get(str(provider), "")
+    model = chat_model(str(provider), name, base_url=spec.base_url)
+
+    async def ask() -> ModelPlan:
+        async with contextlib.aclosing(model):
+            return await plan_with_model(platform.spec.plan_request(), model)
+
+    try:
+        result = asyncio.run(ask())
+    except PlanningError as e:
+        fail(str(e), EXIT_PLAN_REFUSED)
+    if result.fallback_reason:
+        typer.echo(
+            f"duet: the {provider} model {name} was not used ({result.fallback_reason}); "
+            "the built-in design follows",
+            err=True,
+        )
+    return result.design
+
+
 @app.callback()
 def main() -> None:
     """Design, provision, heal and query analytics data platforms on Kubernetes."""
@@ -86,9 +125,10 @@ def plan(
     Exit 2: the file is invalid (the message names the field). Exit 1: no design meets the
     requirements within the budget (the message gives the minimum cost).
     """
-    if planner != PlannerProvider.BUILTIN:
-        fail(f"the {planner} planner is not available in this version", EXIT_INVALID_INPUT)
-    _, design = plan_file(file)
+    if planner == PlannerProvider.BUILTIN:
+        _, design = plan_file(file)
+    else:
+        design = plan_file_with_model(file, planner)
     wire = design.wire()
     if output == Output.JSON:
         typer.echo(json.dumps(wire, indent=2, ensure_ascii=False))

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
+from duet_agents.planner.graph import ModelPlan
 from duet_agents.planner.models import PlatformDesign, PriceTable
 from duet_operator.models import DataPlatform
-from duet_operator.status import Reason
+from duet_operator.models.dataplatform import PlannerStatus
+from duet_operator.status import ConditionType, Reason, find
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class PlanOutcome:
     reason: Reason
     message: str
     changed: bool  # a new design was made this time
+    planner: PlannerStatus | None = None  # who made a new design, and what it cost
 
 
 def spec_hash(platform: DataPlatform, prices: PriceTable) -> str:
@@ -40,16 +43,43 @@ def spec_hash(platform: DataPlatform, prices: PriceTable) -> str:
     return hashlib.sha256(encoded).hexdigest()[:32]
 
 
-def plan_platform(platform: DataPlatform, prices: PriceTable) -> PlanOutcome:
+def cached_plan(platform: DataPlatform, prices: PriceTable) -> PlanOutcome | None:
+    """The design in force, when it was planned from this very spec: nothing to ask anyone."""
     current = platform.status.design
     wanted = spec_hash(platform, prices)
-    if current is not None and platform.status.plan_hash == wanted:
-        return PlanOutcome(current, wanted, True, Reason.DESIGNED, _summary(current), False)
-    try:
-        design = capacity.plan(platform.spec.plan_request(), prices)
-    except PlanningError as e:
-        return PlanOutcome(
-            current, platform.status.plan_hash, False, Reason(e.reason), str(e), False
+    if current is None or platform.status.plan_hash != wanted:
+        return None
+    # A fallback stays reported for as long as its design is in force.
+    planned = find(platform.status.conditions, ConditionType.PLANNED)
+    if planned is not None and planned.reason == Reason.BUILTIN_FALLBACK:
+        return PlanOutcome(current, wanted, True, Reason.BUILTIN_FALLBACK, planned.message, False)
+    return PlanOutcome(current, wanted, True, Reason.DESIGNED, _summary(current), False)
+
+
+def plan_platform(
+    platform: DataPlatform, prices: PriceTable, *, proposal: ModelPlan | None = None
+) -> PlanOutcome:
+    """Plan the spec: with the built-in planner, or take a model's checked `proposal` (whose
+    design is the built-in one when the model failed). Either way the same guards apply."""
+    cached = cached_plan(platform, prices)
+    if cached is not None:
+        return cached
+    current = platform.status.design
+    if proposal is None:
+        try:
+            design = capacity.plan(platform.spec.plan_request(), prices)
+        except PlanningError as e:
+            return PlanOutcome(
+                current, platform.status.plan_hash, False, Reason(e.reason), str(e), False
+            )
+        planner = PlannerStatus(provider=design.planner.provider, model=design.planner.model)
+    else:
+        design = proposal.design
+        planner = PlannerStatus(
+            provider=proposal.provider,
+            model=proposal.model,
+            tokens=proposal.usage.input_tokens + proposal.usage.output_tokens,
+            cost_usd=float(proposal.cost_usd),
         )
     if current is not None and design.clickhouse.shards < current.clickhouse.shards:
         message = (
@@ -61,7 +91,14 @@ def plan_platform(platform: DataPlatform, prices: PriceTable) -> PlanOutcome:
         return PlanOutcome(
             current, platform.status.plan_hash, False, Reason.SHARD_REMOVAL_REFUSED, message, False
         )
-    return PlanOutcome(design, wanted, True, Reason.DESIGNED, _summary(design), True)
+    wanted = spec_hash(platform, prices)
+    if proposal is not None and proposal.fallback_reason is not None:
+        message = (
+            f"{_summary(design)}; the {proposal.provider} model {proposal.model} was not used: "
+            f"{proposal.fallback_reason}"
+        )
+        return PlanOutcome(design, wanted, True, Reason.BUILTIN_FALLBACK, message, True, planner)
+    return PlanOutcome(design, wanted, True, Reason.DESIGNED, _summary(design), True, planner)
 
 
 def _summary(design: PlatformDesign) -> str:

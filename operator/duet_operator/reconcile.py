@@ -11,10 +11,17 @@ missing, or scaled away from the design), which takes the whole reconcile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from duet_agents.llm.base import Usage
+from duet_agents.llm.factory import chat_model
+from duet_agents.planner import capacity
+from duet_agents.planner.errors import PlanningError
+from duet_agents.planner.graph import ModelPlan, plan_with_model
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials
 from duet_operator.drift import stamp, unchanged
@@ -25,10 +32,11 @@ from duet_operator.models.dataplatform import (
     DeletionPolicy,
     Endpoints,
     Phase,
+    PlannerProvider,
     PlannerStatus,
 )
 from duet_operator.observe import Readiness, expected_statefulsets, readiness
-from duet_operator.planning import PlanOutcome, plan_platform
+from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
 from duet_operator.render.naming import PLATFORM_LABEL, Names
@@ -81,7 +89,7 @@ class Reconciler:
 
     async def reconcile(self, platform: DataPlatform) -> Outcome:
         names = self.names(platform)
-        planned = plan_platform(platform, self.settings.prices)
+        planned = await self.plan(platform)
         design = planned.design
         if design is None:
             return await self.report(platform, planned, None, None)
@@ -127,6 +135,63 @@ class Reconciler:
         return await self.report(platform, planned, observed, None, keep_planned=True)
 
     # -- steps ---------------------------------------------------------------------------
+
+    async def plan(self, platform: DataPlatform) -> PlanOutcome:
+        """The design for the spec. A model is asked only when the spec changed since the
+        design in force was made: never on a resync or an operator restart."""
+        prices = self.settings.prices
+        cached = cached_plan(platform, prices)
+        if cached is not None:
+            return cached
+        if platform.spec.planner.provider == PlannerProvider.BUILTIN:
+            return plan_platform(platform, prices)
+        try:
+            proposal = await self.ask_model(platform)
+        except PlanningError as e:
+            # The built-in planner refused too (an infeasible budget): nothing to fall back to.
+            return PlanOutcome(
+                platform.status.design, platform.status.plan_hash, False, Reason(e.reason),
+                str(e), False,
+            )  # fmt: skip
+        return plan_platform(platform, prices, proposal=proposal)
+
+    async def ask_model(self, platform: DataPlatform) -> ModelPlan:
+        """The model's checked design, or the built-in one with the reason. Never raises for a
+        model's failure (a missing key, a timeout, nonsense), only for the built-in planner's
+        own refusal."""
+        spec = platform.spec.planner
+        provider = str(spec.provider)
+        model_name = spec.model or self.settings.planner_default_models.get(provider, "")
+        api_key = None
+        if spec.secret_ref is not None:
+            data = await self.kube.secret_data(
+                spec.secret_ref.name, platform.metadata.namespace or "default"
+            )
+            # Missing, the SDK finds no key and the first call falls back, saying so.
+            api_key = (data or {}).get(spec.secret_ref.key) or None
+        request = platform.spec.plan_request()
+        model = chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url)
+        async with contextlib.aclosing(model):
+            try:
+                plan: ModelPlan = await asyncio.wait_for(
+                    plan_with_model(request, model, prices=self.settings.prices),
+                    timeout=self.settings.planner_timeout_seconds,
+                )
+            except TimeoutError:
+                # The calls cut short leave no usage to count: tokens and cost read 0.
+                return ModelPlan(
+                    design=capacity.plan(request, self.settings.prices),
+                    provider=provider,
+                    model=model_name,
+                    usage=Usage(),
+                    cost_usd=Decimal(0),
+                    price_known=False,
+                    attempts=0,
+                    fallback_reason=(
+                        f"no design within {self.settings.planner_timeout_seconds:g} s"
+                    ),
+                )
+        return plan
 
     async def load_credentials(self, names: Names) -> PlatformSecrets:
         """The platform's passwords: read back from its Secrets, generated only where missing."""
@@ -283,9 +348,15 @@ def next_status(
         design=design,
         plan_hash=planned.plan_hash,
         endpoints=endpoints(names, design) if design else None,
-        planner=PlannerStatus(provider=design.planner.provider, model=design.planner.model)
-        if design
-        else None,
+        # Tokens and cost belong to the planning that made the design: kept until the next.
+        planner=planned.planner
+        if planned.changed
+        else old.planner
+        or (
+            PlannerStatus(provider=design.planner.provider, model=design.planner.model)
+            if design
+            else None
+        ),
     )
 
 

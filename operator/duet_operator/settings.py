@@ -32,6 +32,15 @@ class OperatorSettings(BaseSettings):
         le=256,
         description="Reconciles running at once; the rest queue (duet_reconcile_queue_seconds).",
     )
+    planner_timeout_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A model planner's whole planning (every attempt); then the built-in design.",
+    )
+    planner_default_models: dict[str, str] = Field(
+        default_factory=lambda: {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"},
+        description="The model used when spec.planner names a provider but no model.",
+    )
     clickhouse_image: str = RenderConfig.clickhouse_image
     keeper_image: str = RenderConfig.keeper_image
     postgres_image: str = RenderConfig.postgres_image

@@ -25,6 +25,7 @@ class ConditionType(enum.StrEnum):
 
 class Reason(enum.StrEnum):
     DESIGNED = "Designed"
+    BUILTIN_FALLBACK = "BuiltinFallback"  # a model planner failed; the built-in design is used
     BUDGET_INFEASIBLE = "BudgetInfeasible"
     PLANNING_FAILED = "PlanningFailed"
     SHARD_REMOVAL_REFUSED = "ShardRemovalRefused"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -186,3 +187,33 @@ def _openai_completion(
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+class BackgroundLLMServer:
+    """A `ScriptedLLMServer` on a thread of its own, for synchronous tests whose client is
+    another process (the operator under test): `with BackgroundLLMServer([...]) as server:`."""
+
+    def __init__(self, script: Iterable[Scripted]) -> None:
+        self.server = ScriptedLLMServer(script)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def openai_url(self) -> str:
+        return self.server.openai_url
+
+    @property
+    def received(self) -> list[Received]:
+        return list(self.server.received)
+
+    def __enter__(self) -> BackgroundLLMServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.__aenter__(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stopping = self.server.__aexit__(None, None, None)
+        asyncio.run_coroutine_threadsafe(stopping, self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

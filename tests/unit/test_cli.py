@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from duet_agents.planner import capacity, prompts
+from duet_agents.planner.policy import as_proposal
 from duet_operator.cli import app
+from duet_operator.manifests import load_platform
+from tests.support.llm_servers import (
+    BackgroundLLMServer,
+    Scripted,
+    openai_error,
+    openai_tool_call,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "manifests" / "examples" / "dataplatform.yaml"
@@ -99,9 +109,47 @@ def test_a_budget_below_the_cheapest_design_exits_1_with_the_minimum(
     assert "spec.budget.monthlyUSD to at least" in result.stderr
 
 
-def test_model_planners_are_refused_until_configured(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["plan", "-f", str(EXAMPLE), "--planner", "anthropic"])
-    assert result.exit_code == 2
+def model_answer() -> dict[str, Any]:
+    platform = load_platform(EXAMPLE)
+    answer = as_proposal(capacity.plan(platform.spec.plan_request())).wire()
+    answer["rationale"] = ["three shards for 6Ti"]
+    return answer
+
+
+def test_a_model_planner_answers_through_the_openai_sdk(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = openai_tool_call(
+        prompts.TOOL_NAME, model_answer(), prompt_tokens=9, completion_tokens=1
+    )
+    with BackgroundLLMServer([Scripted(reply)]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli")
+        result = runner.invoke(
+            app, ["plan", "-f", str(EXAMPLE), "--planner", "openai", "-o", "json"]
+        )
+        (request,) = server.received
+    assert result.exit_code == 0, result.stderr
+    design = json.loads(result.stdout)
+    assert design["planner"] == {"provider": "openai", "model": "gpt-4.1"}
+    assert design["rationale"][0] == "three shards for 6Ti"
+    assert request.headers["authorization"] == "Bearer sk-cli"
+
+
+def test_a_failing_model_planner_says_so_and_prints_the_built_in_design(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Scripted(openai_error("down"), status=500, headers={"x-should-retry": "false"})
+    with BackgroundLLMServer([broken] * 3) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.openai_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli")
+        result = runner.invoke(
+            app, ["plan", "-f", str(EXAMPLE), "--planner", "openai", "-o", "json"]
+        )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["planner"] == {"provider": "builtin"}
+    assert "the openai model gpt-4.1 was not used" in result.stderr
+    assert "sk-cli" not in result.stderr
 
 
 def test_render_prints_manifests_without_owner_references(runner: CliRunner) -> None:

@@ -241,3 +241,77 @@ def test_an_unreadable_running_platform_keeps_its_phase_and_readable_conditions(
     by_type = {c["type"]: c for c in status["conditions"]}
     assert by_type["Ready"]["status"] == "True"
     assert by_type["Planned"]["reason"] == "InvalidSpec"
+
+
+# -- a model's proposal ---------------------------------------------------------------------------
+
+
+def model_plan(p: DataPlatform, *, fallback: str | None = None, shards: int | None = None) -> Any:
+    from decimal import Decimal  # noqa: PLC0415
+
+    from duet_agents.llm.base import Usage  # noqa: PLC0415
+    from duet_agents.planner import capacity  # noqa: PLC0415
+    from duet_agents.planner.graph import ModelPlan  # noqa: PLC0415
+    from duet_agents.planner.models import PlannerInfo  # noqa: PLC0415
+
+    design = capacity.plan(p.spec.plan_request(), PRICES)
+    if fallback is None:
+        design = design.model_copy(
+            update={"planner": PlannerInfo(provider="openai", model="gpt-x")}
+        )
+    if shards is not None:
+        clickhouse = design.clickhouse.model_copy(update={"shards": shards})
+        design = design.model_copy(update={"clickhouse": clickhouse})
+    return ModelPlan(
+        design=design,
+        provider="openai",
+        model="gpt-x",
+        usage=Usage(input_tokens=1000, output_tokens=200),
+        cost_usd=Decimal("0.0125"),
+        price_known=True,
+        attempts=1,
+        fallback_reason=fallback,
+    )
+
+
+def test_a_models_design_is_used_and_its_cost_reported() -> None:
+    p = platform()
+    planned = plan_platform(p, PRICES, proposal=model_plan(p))
+    assert planned.accepted
+    assert planned.reason == Reason.DESIGNED
+    assert planned.design is not None
+    assert planned.design.planner.provider == "openai"
+    assert planned.planner is not None
+    assert (planned.planner.provider, planned.planner.tokens) == ("openai", 1200)
+    assert planned.planner.cost_usd == 0.0125
+    status = next_status(with_status(p), planned, None, None, NAMES, now=T0)
+    assert status.planner is not None
+    assert status.planner.tokens == 1200
+
+
+def test_a_fallback_is_reported_and_stays_reported_while_its_design_is_in_force() -> None:
+    p = platform()
+    planned = plan_platform(p, PRICES, proposal=model_plan(p, fallback="HTTP 500: overloaded"))
+    assert planned.reason == Reason.BUILTIN_FALLBACK
+    assert "gpt-x was not used: HTTP 500: overloaded" in planned.message
+    status = next_status(p, planned, None, None, NAMES, now=T0)
+    again = plan_platform(p.model_copy(update={"status": status}), PRICES)
+    assert not again.changed
+    assert (again.reason, again.message) == (planned.reason, planned.message)
+    kept = next_status(p.model_copy(update={"status": status}), again, None, None, NAMES, now=T0)
+    assert kept.planner == status.planner, "tokens and cost stay with the design they paid for"
+
+
+def test_a_model_cannot_drop_a_shard_either() -> None:
+    p = platform(requirements={"dataVolume": "6Ti", "availability": "high"})
+    running = plan_platform(p, PRICES)
+    assert running.design is not None
+    assert running.design.clickhouse.shards == 3
+    changed = p.model_copy(
+        update={"spec": p.spec.model_copy(update={"description": "fewer, please"})}
+    )
+    now = with_status(changed, design=running.design, plan_hash="older")
+    planned = plan_platform(now, PRICES, proposal=model_plan(now, shards=1))
+    assert not planned.accepted
+    assert planned.reason == Reason.SHARD_REMOVAL_REFUSED
+    assert planned.design == running.design
