@@ -12,7 +12,7 @@ help:
 	@echo "make demo          start the local control plane and show it"
 	@echo "make test          run every test (starts a private control plane)"
 	@echo "make lint          ruff, mypy and import-linter"
-	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make crds          regenerate crds/, docs/crds.md, the chart's CRDs and manifests/install"
 	@echo "make bench         run the benchmarks in bench/"
 	@echo "make testenv-up    start the 'default' local control plane"
 	@echo "make testenv-down  stop it"
@@ -34,6 +34,9 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m duet_operator.crdgen --check crds
 	$(BIN)/python -m duet_operator.crddocs --check docs/crds.md
+	$(BIN)/python hack/sync-chart-crds --check
+	hack/testenv/build >/dev/null  # the pinned helm, for the next check
+	$(BIN)/python hack/render-install --check
 
 .PHONY: fmt
 fmt: $(STAMP)
@@ -49,6 +52,8 @@ test: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python -m duet_operator.crdgen crds
 	$(BIN)/python -m duet_operator.crddocs docs/crds.md
+	$(BIN)/python hack/sync-chart-crds
+	$(BIN)/python hack/render-install
 
 .PHONY: bench
 bench: $(STAMP)

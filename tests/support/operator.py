@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.support.wait import wait_until
@@ -32,10 +33,14 @@ class OperatorProcess:
         log_path: Path,
         *,
         resync_seconds: float = 2,
-        namespaces: str = TEST_NAMESPACES,
+        namespaces: str | None = TEST_NAMESPACES,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`namespaces` None: no --namespace, so DUET_NAMESPACES in `env` (as the chart sets
+        it) or else every namespace. `env` is added to the process's environment."""
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
+        self.env = dict(env or {})
         self.log_path = log_path
         self.metrics_port = free_port()
         self.resync_seconds = resync_seconds
@@ -51,9 +56,11 @@ class OperatorProcess:
             "DUET_RESYNC_SECONDS": str(self.resync_seconds),
             "DUET_APPLY_RETRY_SECONDS": "1",
         }
+        env.update(self.env)
         command = [
             *(sys.executable, "-m", "duet_operator.cli", "operator", "run"),
-            *("--namespace", self.namespaces, "--metrics-port", str(self.metrics_port)),
+            *("--metrics-port", str(self.metrics_port)),
+            *(("--namespace", self.namespaces) if self.namespaces is not None else ()),
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -22,7 +22,7 @@ from duet_operator.render.naming import Names
 AGENT_LABEL = f"{GROUP}/query-agent"
 APP = "duet-query"
 PORT_NAME = "http"
-RUN_AS = 65532  # the image's non-root user
+RUN_AS = 10001  # the image's non-root user (Dockerfile)
 DEFAULT_RESOURCES = Resources(cpu="500m", memory="512Mi")
 
 
