@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 import kopf
@@ -83,7 +84,11 @@ def run(config: OperatorSettings, kubeconfig: str | None = None) -> None:
     kopf.run(
         loop=loop,
         registry=build_registry(config, kubeconfig),
-        standalone=True,
+        # Replicas of equal priority pause each other; a random one per process lets exactly
+        # one work while the others watch its keep-alives and take over when they stop.
+        standalone=config.peering_name is None,
+        peering_name=config.peering_name,
+        priority=secrets.randbelow(2**31 - 1) + 1,
         clusterwide=not config.namespaces,
         namespaces=config.namespaces,
         memo=kopf.Memo(),

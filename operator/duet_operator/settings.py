@@ -19,6 +19,11 @@ class OperatorSettings(BaseSettings):
         default_factory=list, description="Namespaces to watch; empty means all."
     )
     metrics_port: int = Field(default=8080, ge=0, le=65535)
+    peering_name: str | None = Field(
+        default=None,
+        description="kopf peering object shared by the operator's replicas: the one with the "
+        "highest priority works, the others stand by. Unset: standalone (one replica).",
+    )
     # Every resync re-applies each object of each platform: at 250 platforms and 60 s that is
     # ~45 server-side applies a second of steady load on the API server (measured), so the
     # default is five minutes; deleted or rescaled children are watched and put back at once.
