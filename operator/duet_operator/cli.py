@@ -22,6 +22,7 @@ from duet_operator import __version__, credentials, yamlio
 from duet_operator.manifests import InvalidInputError, load_platform
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import PlannerProvider
+from duet_operator.query_command import query_app
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from duet_operator.sql_command import sql_app
@@ -151,6 +152,7 @@ def render(file: FileOption) -> None:
 operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 app.add_typer(sql_app, name="sql")
+app.add_typer(query_app, name="query")
 
 
 @operator_app.command("run")
