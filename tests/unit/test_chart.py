@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
+from duet_agents.query.server import Metrics as QueryServerMetrics
 from duet_operator import metrics
 from duet_operator.main import build_registry
-from duet_operator.models import GROUP
+from duet_operator.models import GROUP, QueryAgent
 from duet_operator.reconcile import CHILD_KINDS
+from duet_operator.render.config import RenderConfig
+from duet_operator.render.queryagent import build_query_agent
 from duet_operator.settings import OperatorSettings
 from tests.support.cluster import REPO
 from tests.support.testenv_module import load
@@ -137,7 +140,10 @@ def test_every_toggle_adds_its_objects() -> None:
     docs = render("every toggle on")
     kinds = {d["kind"] for d in docs}
     assert {"ServiceMonitor", "PrometheusRule", "ConfigMap", "ClusterKopfPeering"} <= kinds
-    (monitor,) = find(docs, "ServiceMonitor")
+    operator_monitor, query_monitor = sorted(
+        find(docs, "ServiceMonitor"), key=lambda m: m["metadata"]["name"]
+    )
+    monitor = operator_monitor
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "metrics"
     # The platform's own namespace label must survive the scrape.
@@ -146,6 +152,18 @@ def test_every_toggle_adds_its_objects() -> None:
     (service,) = find(docs, "Service")
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "duet"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+    # The query agents' Services, as the operator renders them, wherever they run.
+    assert query_monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert query_monitor["spec"]["namespaceSelector"] == {"any": True}
+    agent = QueryAgent.model_validate(
+        {"metadata": {"name": "ask", "namespace": "x"}, "spec": {"platformRef": {"name": "p"}}}
+    )
+    (agent_service,) = [
+        m for m in build_query_agent(agent, RenderConfig()) if m["kind"] == "Service"
+    ]
+    labels = agent_service["metadata"]["labels"]
+    assert query_monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert agent_service["spec"]["ports"][0]["name"] == "http"
 
 
 def test_the_prometheus_rule_is_the_rule_file() -> None:
@@ -449,11 +467,12 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_series() -> set[str]:
-    """Every series name the operator's registry can expose."""
+    """Every series name the operator's and the query servers' registries can expose."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     names: set[str] = set()
-    for family in metrics.REGISTRY.collect():
-        names.update(family.name + suffix for suffix in suffixes[family.type])
+    for registry in (metrics.REGISTRY, QueryServerMetrics().registry):
+        for family in registry.collect():
+            names.update(family.name + suffix for suffix in suffixes[family.type])
     return names
 
 
