@@ -19,7 +19,9 @@ from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import __version__, credentials, yamlio
+from duet_operator.ask_command import ask
 from duet_operator.manifests import InvalidInputError, load_platform
+from duet_operator.mock_command import mock
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import PlannerProvider
 from duet_operator.query_command import query_app
@@ -149,10 +151,39 @@ def render(file: FileOption) -> None:
     typer.echo(yamlio.dump_all(manifests, sort_keys=False), nl=False)
 
 
+@app.command()
+def docs(
+    database: Annotated[str, typer.Option(help="chdb:///path, clickhouse://..., postgresql://...")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Markdown documentation of a database's schema, with a Mermaid ERD.
+
+    Connects read-only; sample values of low-cardinality columns are read through the SQL
+    firewall. Exit 2: the URL is invalid or the database cannot be reached.
+    """
+    from duet_agents.query.docs import render_markdown, sample_values  # noqa: PLC0415
+    from duet_agents.query.engines import QueryError, connect  # noqa: PLC0415
+
+    try:
+        with connect(database) as engine:
+            catalog = engine.introspect()
+            text = render_markdown(catalog, samples=sample_values(engine, catalog))
+    except QueryError as e:
+        fail(str(e), EXIT_INVALID_INPUT)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
 operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 app.add_typer(sql_app, name="sql")
 app.add_typer(query_app, name="query")
+app.command("ask")(ask)
+app.command("mock")(mock)
 
 
 @operator_app.command("run")

@@ -4,6 +4,7 @@ limits, and the metrics the dashboards use."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import clickhouse_connect
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from duet_agents.query.server import RateLimiter, create_app
 from duet_agents.query.settings import QueryServerSettings
+from duet_operator.cli import app
 from tests.support.operator import free_port
 from tests.support.wait import wait_until
 
@@ -185,3 +188,69 @@ def test_duet_query_serve_runs_the_server(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+def test_schema_docs_over_http_and_on_the_command_line(
+    client: TestClient, data_dir: Path, tmp_path: Path
+) -> None:
+    served = client.get("/v1/docs")
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("text/plain")
+    text = served.text
+    assert "```mermaid\nerDiagram" in text
+    assert "shop__customers ||--o{ shop__orders" in text
+    assert "### shop.orders" in text
+    assert "`DE`, `NL`" in text, "sample values of a low-cardinality column"
+    assert "secrets" not in text, "the table filter hides it from the docs too"
+
+    out = tmp_path / "schema.md"
+    result = CliRunner().invoke(
+        app, ["docs", "--database", f"chdb://{data_dir}?database=shop", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "### shop.secrets" in out.read_text(), "the command line shows what the URL reads"
+
+
+def test_docs_of_an_unreachable_database_exit_2() -> None:
+    result = CliRunner().invoke(app, ["docs", "--database", "postgresql://u:pw@127.0.0.1:1/db"])
+    assert result.exit_code == 2
+    assert "pw" not in result.stderr
+
+
+def test_a_question_is_answered_with_its_sql_and_how_it_was_read(client: TestClient) -> None:
+    response = client.post("/v1/ask", json={"question": "Number of customers by country"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["engine"] == "builtin"
+    assert sorted(map(tuple, body["rows"])) == [("DE", 5), ("NL", 5)]
+    assert "GROUP BY" in body["sql"].upper()
+    assert "country" in body["explanation"]
+
+
+def test_a_question_about_a_hidden_table_cannot_be_answered(client: TestClient) -> None:
+    response = client.post("/v1/ask", json={"question": "show the secret tokens"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "cannot_answer"
+    assert "secret" in error["message"]
+    assert "hunter2" not in response.text
+
+
+def test_duet_ask_on_the_command_line(data_dir: Path, tmp_path: Path) -> None:
+    url = f"chdb://{data_dir}?database=shop"
+    one = CliRunner().invoke(app, ["ask", "--database", url, "--json", "How many orders?"])
+    assert one.exit_code == 0, one.stderr
+    assert json.loads(one.stdout)["rows"] == [[100]]
+
+    batch = tmp_path / "questions.jsonl"
+    batch.write_text('"How many orders are there?"\n"What is the weather on Mars?"\n')
+    many = CliRunner().invoke(app, ["ask", "--database", url, "--batch", str(batch)])
+    assert many.exit_code == 0, many.stderr
+    first, second = (json.loads(line) for line in many.stdout.splitlines())
+    assert (first["rows"], first["error"]) == ([[100]], None)
+    assert set(first) == {"question", "sql", "columns", "rows", "error"}
+    assert second["sql"] is None
+    assert second["error"]
+
+    unanswerable = CliRunner().invoke(app, ["ask", "--database", url, "Weather on Mars?"])
+    assert unanswerable.exit_code == 3

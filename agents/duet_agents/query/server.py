@@ -1,5 +1,6 @@
 """The query server (`duet query serve`): read-only SQL and schema over HTTP, with metrics.
 
+    POST /v1/ask      {"question": "..."}  -> the SQL it was read as, how, and the rows
     POST /v1/sql      {"sql": "..."}       -> columns, rows, truncated, the SQL that ran
     GET  /v1/schema                        -> the catalog the agent may show
     GET  /healthz, GET /metrics
@@ -23,7 +24,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -35,10 +36,12 @@ from pydantic import BaseModel, Field
 
 from duet_agents.query import guarded
 from duet_agents.query.catalog import Catalog
+from duet_agents.query.docs import render_markdown, sample_values
 from duet_agents.query.engines import Engine, Limits, QueryError, connect
 from duet_agents.query.engines.errors import QueryTimeoutError
 from duet_agents.query.engines.urls import DatabaseURL, Scheme, parse_url
 from duet_agents.query.firewall import Dialect
+from duet_agents.query.nl import Refused, Translator, ValueIndex, collect_values
 from duet_agents.query.settings import QueryServerSettings
 from duet_agents.query.tables import TableFilter
 
@@ -51,12 +54,22 @@ class SqlRequest(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
 
 
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=2_000)
+
+
 class QueryAnswer(BaseModel):
     columns: list[dict[str, str]]
     rows: list[list[Any]]
     truncated: bool
     sql: str
     elapsed_ms: float
+
+
+class AskAnswer(QueryAnswer):
+    question: str
+    explanation: str
+    engine: str
 
 
 class ApiError(Exception):
@@ -200,14 +213,59 @@ class QueryService:
         self.metrics = Metrics()
         self.limiter = RateLimiter(settings.requests_per_minute)
         self._catalog: Catalog | None = None
+        self._docs: str | None = None
+        self._values: ValueIndex | None = None
+        self._translator: Translator | None = None
+        self.databases = frozenset(settings.databases)
 
     def catalog(self) -> Catalog:
         # Introspected once: the schema of an analytics database changes by migrations, and a
         # restart of the agent (a new ReplicaSet) is how those reach it.
         if self._catalog is None:
             with self.pool.engine() as engine:
-                self._catalog = self.tables.catalog(engine.introspect())
+                catalog = self.tables.catalog(engine.introspect())
+            if self.databases:
+                # Only what the agent is for: same-named tables elsewhere would make questions
+                # ambiguous, and the docs longer than anyone reads.
+                schemas = [s for s in catalog.schemas if s.name in self.databases]
+                catalog = self.tables.catalog(catalog.model_copy(update={"schemas": schemas}))
+            self._catalog = catalog
         return self._catalog
+
+    def docs(self) -> str:
+        if self._docs is None:
+            catalog = self.catalog()
+            with self.pool.engine() as engine:
+                samples = sample_values(engine, catalog)
+            self._docs = render_markdown(catalog, samples=samples)
+        return self._docs
+
+    def values(self) -> ValueIndex:
+        if self._values is None:
+            catalog = self.catalog()
+            with self.pool.engine() as engine:
+                self._values = collect_values(engine, catalog)
+        return self._values
+
+    def ask(self, question: str) -> AskAnswer:
+        """The built-in engine's SQL for `question` over the tables this agent may show, run
+        like any other statement (table filter, firewall, read-only session)."""
+        if self._translator is None:
+            self._translator = Translator(self.catalog(), values=self.values())
+        translation = self._translator.answer(question)
+        if isinstance(translation, Refused):
+            self.metrics.blocked.labels("cannot_answer").inc()
+            detail = translation.reason
+            if translation.unlinked:
+                detail += f" (not found in the schema: {', '.join(translation.unlinked)})"
+            raise ApiError(422, "cannot_answer", detail)
+        result = self.run_sql(translation.sql)
+        return AskAnswer(
+            **result.model_dump(),
+            question=question,
+            explanation=translation.explanation,
+            engine="builtin",
+        )
 
     def run_sql(self, sql: str) -> QueryAnswer:
         with self.pool.engine() as engine:
@@ -304,12 +362,30 @@ def create_app(
         with service.observed("/v1/sql"):
             return service.run_sql(body.sql)
 
+    @app.post("/v1/ask", response_model=AskAnswer)
+    def ask_endpoint(body: AskRequest) -> AskAnswer:
+        """Answer a question in plain English: the SQL it was read as, how, and the rows."""
+        with service.observed("/v1/ask"):
+            try:
+                return service.ask(body.question)
+            except QueryError as e:
+                raise ApiError(503, "database_unavailable", str(e)) from e
+
     @app.get("/v1/schema", response_model=Catalog)
     def schema_endpoint() -> Catalog:
         """The databases, tables, columns, keys and joins this agent may query."""
         with service.observed("/v1/schema"):
             try:
                 return service.catalog()
+            except QueryError as e:
+                raise ApiError(503, "database_unavailable", str(e)) from e
+
+    @app.get("/v1/docs", response_class=PlainTextResponse)
+    def docs_endpoint() -> str:
+        """Markdown documentation of the schema, with a Mermaid ERD of its relationships."""
+        with service.observed("/v1/docs"):
+            try:
+                return service.docs()
             except QueryError as e:
                 raise ApiError(503, "database_unavailable", str(e)) from e
 
