@@ -19,6 +19,7 @@ from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import __version__, credentials, yamlio
+from duet_operator.approve_command import approve
 from duet_operator.ask_command import ask
 from duet_operator.manifests import InvalidInputError, load_platform
 from duet_operator.mock_command import mock
@@ -184,6 +185,7 @@ app.add_typer(sql_app, name="sql")
 app.add_typer(query_app, name="query")
 app.command("ask")(ask)
 app.command("mock")(mock)
+app.command("approve")(approve)
 
 
 @operator_app.command("run")

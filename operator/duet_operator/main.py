@@ -10,7 +10,8 @@ from typing import Any
 import kopf
 
 from duet_operator import http
-from duet_operator.handlers import dataplatform, queryagent
+from duet_operator.handlers import dataplatform, healing, queryagent
+from duet_operator.healing import Healer, HealSettings
 from duet_operator.kube.client import Kube
 from duet_operator.models import GROUP
 from duet_operator.query_agents import QueryAgentReconciler
@@ -53,6 +54,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
         kube = await Kube.connect(kubeconfig)
         memo.reconciler = Reconciler(kube, config)
         memo.query_agents = QueryAgentReconciler(kube, config)
+        memo.healer = Healer(kube, memo.reconciler, HealSettings())
         if config.metrics_port:
             memo.http = await http.serve(config.metrics_port, lambda: bool(memo.ready))
         memo.ready = True
@@ -67,6 +69,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
 
     dataplatform.register(registry, config.resync_seconds)
     queryagent.register(registry, config.resync_seconds)
+    healing.register(registry, HealSettings())
     return registry
 
 

@@ -70,3 +70,38 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
 
 def forget_platform(namespace: str, name: str) -> None:
     set_phase(namespace, name, None)
+
+
+# -- the healer ------------------------------------------------------------------------------------
+
+REMEDIATIONS_TOTAL = Counter(
+    "duet_remediations_total",
+    "Remediation steps by action, autonomy mode and result (recorded, pending, applied,"
+    " verified, failed, expired).",
+    ["action", "mode", "result"],
+    registry=REGISTRY,
+)
+SYMPTOMS_ACTIVE = Gauge(
+    "duet_symptoms_active",
+    "Symptoms the healer sees now, by platform (namespace/name) and symptom type.",
+    ["platform", "symptom"],
+    registry=REGISTRY,
+)
+MTTR = Histogram(
+    "duet_mttr_seconds",
+    "From a symptom's detection (its Remediation created) to the remedy verified.",
+    buckets=(5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+    registry=REGISTRY,
+)
+
+
+def set_symptoms(platform: str, counts: dict[str, int]) -> None:
+    """The platform's active symptoms by type; types no longer seen are removed, not left at
+    their last value."""
+    (family,) = SYMPTOMS_ACTIVE.collect()
+    for sample in list(family.samples):
+        labels = sample.labels
+        if labels["platform"] == platform and labels["symptom"] not in counts:
+            SYMPTOMS_ACTIVE.remove(platform, labels["symptom"])
+    for symptom, count in counts.items():
+        SYMPTOMS_ACTIVE.labels(platform, symptom).set(count)

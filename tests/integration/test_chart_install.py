@@ -233,9 +233,11 @@ def test_every_object_of_every_toggle_is_admitted(tools: Tools, make_namespace: 
             tools.kubectl_run("get", kinds_made, "-n", namespace, "-l", selector, "-o", "json")
         )
         kinds = sorted(item["kind"] for item in made["items"])
+        # Two ServiceMonitors (the operator, the query agents), one dashboard ConfigMap each.
+        dashboards = len(list((CHART / "dashboards").glob("*.json")))
         assert kinds == sorted(
-            ["Deployment", "Service", "ServiceAccount", "ServiceMonitor", "PrometheusRule",
-             "ConfigMap"]
+            ["Deployment", "Service", "ServiceAccount", "ServiceMonitor", "ServiceMonitor",
+             "PrometheusRule", *["ConfigMap"] * dashboards]
         )  # fmt: skip
         in_watched = json.loads(
             tools.kubectl_run(

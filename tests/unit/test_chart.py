@@ -320,6 +320,7 @@ def code_resources() -> dict[tuple[str, str], str]:
     for api_version, kind in (*CHILD_KINDS, ("v1", "PersistentVolumeClaim")):
         group = api_version.rpartition("/")[0]
         used.setdefault((group, kind.lower() + "s"), "listed and applied by the reconcile")
+    used[("storage.k8s.io", "storageclasses")] = "listed by the healer (may a claim grow?)"
     for group, plural in list(used):
         if group == GROUP:
             used[(group, f"{plural}/status")] = "status written by its reconcile"
@@ -373,10 +374,12 @@ def test_watch_namespaces_confine_namespaced_access_to_roles() -> None:
     for binding in bindings:
         (subject,) = binding["subjects"]
         assert subject == {"kind": "ServiceAccount", "name": "duet", "namespace": "duet-system"}
-    # Cluster-wide, only what kopf needs to discover: CRDs and namespaces, read-only.
+    # Cluster-wide, only what kopf needs to discover (CRDs and namespaces) and the
+    # cluster-scoped StorageClasses the healer reads, all read-only.
     assert granted(rules_of(docs, "ClusterRole")) == {
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("", "namespaces"): {"list", "watch"},
+        ("storage.k8s.io", "storageclasses"): {"list"},
     }
     assert env_of("watchNamespaces")["DUET_NAMESPACES"] == '["shop","ads"]'
 

@@ -46,6 +46,10 @@ follow the ones it serves (cluster-wide it does not look at them).
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+# The healer proposes expandStorage only where the claim's StorageClass allows expansion.
+- apiGroups: [storage.k8s.io]
+  resources: [storageclasses]
+  verbs: [list]
 {{- if .Values.watchNamespaces }}
 - apiGroups: [""]
   resources: [namespaces]

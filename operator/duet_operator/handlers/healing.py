@@ -1,0 +1,119 @@
+"""kopf handlers of the healer: when a platform is looked at, and by whom.
+
+Three triggers run the same pass (healing.Healer.heal), under the platform's lock shared with
+its reconcile: a pod of the platform changed (coalesced: a burst of pod events is one pass),
+a timer per platform (symptoms that take time, verification of applied remedies, stale
+proposals), and a Remediation approved by a person. The pass reads everything afresh, so it
+does not matter which trigger ran it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from duet_operator import metrics
+from duet_operator.handlers.dataplatform import lock
+from duet_operator.healing import Healer, HealSettings
+from duet_operator.models import GROUP, VERSION, DataPlatform
+from duet_operator.models.remediation import RemediationPhase
+from duet_operator.reconcile import Event
+from duet_operator.render.naming import PLATFORM_LABEL
+
+log = logging.getLogger("duet.healer")
+PLATFORMS = "dataplatforms"
+REMEDIATIONS = "remediations"
+PLATFORM = "DataPlatform"
+
+
+def _publish(body: Any, events: list[Event]) -> None:
+    meta = body["metadata"]
+    ref = f"{meta['namespace']}/{meta['name']}"
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        log.log(level, "%s %s: %s", ref, event.reason, event.message)
+
+
+async def _heal(memo: Any, namespace: str, name: str) -> None:
+    healer: Healer = memo.healer
+    async with lock(memo, namespace, name):
+        healer.waiting.discard(f"{namespace}/{name}")
+        # Read inside the lock: the reconcile may have just written the platform.
+        body = await healer.kube.get(f"{GROUP}/{VERSION}", PLATFORM, name, namespace)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            healer.forget(namespace, name)
+            return
+        try:
+            platform = DataPlatform.model_validate(body)
+        except ValidationError:
+            return  # the platform's own handlers report it
+        if platform.status.design is None:
+            return  # nothing provisioned, nothing to heal
+        with metrics.reconcile_timer("Healing"):
+            events = await healer.heal(platform)
+    _publish(body, events)
+
+
+async def heal_platform(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """The timer."""
+    if namespace:
+        await _heal(memo, namespace, name)
+
+
+async def heal_platform_of(
+    type: str | None, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A pod of a platform changed. A crash-looping pod changes every few seconds, and a
+    rollout changes many: one pass waiting for the lock covers every event before it starts."""
+    name = labels.get(PLATFORM_LABEL)
+    # type None is kopf's initial listing of every pod when it starts: the timers look at
+    # every platform soon after, and a pass per listed pod would hold up the platforms'
+    # first reconciles (and their Events) behind the platform locks.
+    if type is None or not name or not namespace:
+        return
+    healer: Healer = memo.healer
+    key = f"{namespace}/{name}"
+    if key in healer.waiting:
+        return
+    healer.waiting.add(key)
+    await _heal(memo, namespace, name)
+
+
+def _approved_and_waiting(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    phase = status.get("phase") or RemediationPhase.PENDING
+    return bool(spec.get("approved")) and phase in (
+        RemediationPhase.PENDING,
+        RemediationPhase.APPROVED,
+    )
+
+
+async def run_approved(spec: kopf.Spec, namespace: str | None, memo: Any, **_: Any) -> None:
+    """A person approved a Remediation (`duet approve`, or a patch of spec.approved)."""
+    platform = (spec.get("platformRef") or {}).get("name")
+    if platform and namespace:
+        await _heal(memo, namespace, platform)
+
+
+def register(registry: kopf.OperatorRegistry, settings: HealSettings) -> None:
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLATFORMS,
+        registry=registry,
+        id="heal",
+        interval=settings.interval_seconds,
+        initial_delay=settings.interval_seconds,
+        when=lambda meta, **_: not meta.get("deletionTimestamp"),
+    )(heal_platform)
+    kopf.on.event("", "v1", "pods", registry=registry, labels={PLATFORM_LABEL: kopf.PRESENT})(
+        heal_platform_of
+    )
+    # An event handler, not a change handler: level-based, so an approval made while the
+    # operator was down is acted on when it starts, and kopf writes nothing on Remediations.
+    kopf.on.event(GROUP, VERSION, REMEDIATIONS, registry=registry, when=_approved_and_waiting)(
+        run_approved
+    )

@@ -1,0 +1,328 @@
+"""The healer in the operator, against the real API server, controllers and kwok nodes, with
+failures injected the way the kubelet reports them: auto mode restarts a crash-looping
+ClickHouse pod and verifies it; recommend mode waits for `duet approve`; observe mode only
+records; the rate limit holds when several pods fail; a restarted operator makes no duplicate
+and acts on an approval given while it was down."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from duet_operator.models import GROUP, VERSION
+from tests.support.crds import create_custom_object
+from tests.support.failures import INJECT_LABEL, Failure, inject_failure
+from tests.support.operator import OperatorProcess
+from tests.support.wait import WaitTimeoutError, wait_until
+
+pytestmark = pytest.mark.integration
+
+READY = 120
+HEALED = 90
+PLATFORM_LABEL = "duet.aidatalabs.ai/platform"
+
+
+@pytest.fixture
+def namespace(core: Any) -> Iterator[str]:
+    """A namespace of the test's own that only this module's operator watches: the session's
+    operator (tests/conftest.py) serves `t-*`, and two operators on one platform would race."""
+    name = f"heal-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def healer(
+    kubeconfig: Path,
+    crds: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[OperatorProcess]:
+    """The operator looking at each platform every 2 s (the default is 15)."""
+    log = tmp_path_factory.mktemp("healer") / "operator.log"
+    process = OperatorProcess(
+        kubeconfig,
+        log,
+        resync_seconds=60,
+        namespaces="heal-*",
+        env={"DUET_HEAL_INTERVAL_SECONDS": "2"},
+    ).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if request.session.testsfailed and reporter is not None:
+            reporter.write_line(f"--- the operator's log ({log}), last lines ---")
+            reporter.write_line(process.log_tail(80))
+
+
+def platform_body(name: str, mode: str, replicas: int = 1, **autonomy: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DataPlatform",
+        "metadata": {"name": name},
+        "spec": {
+            "requirements": {"dataVolume": "100Gi"},
+            "clickhouse": {"shards": 1, "replicas": replicas},
+            "postgres": {"enabled": False},
+            "autonomy": {"mode": mode} | autonomy,
+        },
+    }
+
+
+def ready_platform(custom: Any, namespace: str, body: dict[str, Any]) -> None:
+    create_custom_object(custom, namespace, body)
+    name = body["metadata"]["name"]
+
+    def ready() -> bool:
+        found = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "dataplatforms", name
+        )
+        return bool(found.get("status", {}).get("phase") == "Ready")
+
+    wait_until(ready, timeout=READY, what=f"platform {name} to be Ready")
+
+
+def remediations(custom: Any, namespace: str) -> list[dict[str, Any]]:
+    found = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "remediations")
+    items: list[dict[str, Any]] = found["items"]
+    return items
+
+
+def wait_remediation(
+    custom: Any, namespace: str, pod: str, phase: str, timeout: float = HEALED
+) -> dict[str, Any]:
+    seen: list[Any] = []
+
+    def probe() -> dict[str, Any] | None:
+        found = remediations(custom, namespace)
+        seen[:] = [(r["metadata"]["name"], r.get("status")) for r in found]
+        return next(
+            (
+                r
+                for r in found
+                if r["spec"]["symptom"]["object"] == f"pod/{pod}"
+                and (r.get("status") or {}).get("phase") == phase
+            ),
+            None,
+        )
+
+    try:
+        return wait_until(probe, timeout=timeout, what=f"a Remediation of {pod} to be {phase}")
+    except WaitTimeoutError as e:
+        raise WaitTimeoutError(f"{e}; remediations: {seen}") from None
+
+
+def pod_uid(core: Any, namespace: str, name: str) -> str:
+    uid: str = core.read_namespaced_pod(name, namespace).metadata.uid
+    return uid
+
+
+def restarts(core: Any, namespace: str, name: str) -> int:
+    statuses = core.read_namespaced_pod(name, namespace).status.container_statuses or []
+    return sum(s.restart_count for s in statuses)
+
+
+def wait_more_restarts(core: Any, namespace: str, pod: str, more: int = 2) -> None:
+    """Time enough for several healer passes (every 2 s), measured by the failure itself:
+    the injected crash loop restarts the container every 5 s."""
+    start = restarts(core, namespace, pod)
+    wait_until(
+        lambda: restarts(core, namespace, pod) >= start + more,
+        timeout=60,
+        what=f"{pod} to crash {more} more times",
+    )
+
+
+def healthy_replacement(core: Any, namespace: str, pod: str, old_uid: str) -> Any:
+    def probe() -> Any:
+        found = core.read_namespaced_pod(pod, namespace)
+        ready = any(c.type == "Ready" and c.status == "True" for c in found.status.conditions or [])
+        return found if found.metadata.uid != old_uid and ready else None
+
+    return wait_until(probe, timeout=HEALED, what=f"a new, Ready {pod}", ignore=(Exception,))
+
+
+def platform_events(core: Any, namespace: str, name: str) -> list[tuple[str, str]]:
+    found = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=DataPlatform,involvedObject.name={name}"
+    )
+    return [(e.type, e.reason) for e in found.items]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def duet(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "duet_operator.cli", *args],
+        env=os.environ | {"KUBECONFIG": str(kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_auto_mode_restarts_a_crash_looping_pod_and_verifies_it(
+    healer: OperatorProcess, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("auto", "auto"))
+    pod = "auto-clickhouse-0-0"
+    old_uid = pod_uid(core, namespace, pod)
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+    verified = wait_remediation(custom, namespace, pod, "Verified")
+    new = healthy_replacement(core, namespace, pod, old_uid)
+    assert INJECT_LABEL not in (new.metadata.labels or {})
+    spec, status = verified["spec"], verified["status"]
+    assert (spec["action"]["type"], spec["mode"], spec["symptom"]["type"]) == (
+        "restartPod",
+        "auto",
+        "CrashLoop",
+    )
+    assert spec["action"]["parameters"]["uid"] == old_uid
+    assert spec["platformRef"] == {"name": "auto"}
+    assert status["appliedAt"] <= status["verifiedAt"]
+    assert "Ready" in status["message"]
+    meta = verified["metadata"]
+    assert meta["labels"][PLATFORM_LABEL] == "auto"
+    assert meta["ownerReferences"][0]["kind"] == "DataPlatform"
+    assert len(remediations(custom, namespace)) == 1
+    reasons = {reason for _, reason in platform_events(core, namespace, "auto")}
+    assert {"SymptomDetected", "RemediationApproved", "RemediationApplied"} <= reasons
+    assert "RemediationVerified" in reasons
+    text = healer.metrics()
+    labels = {"action": "restartPod", "mode": "auto"}
+    assert metric(text, "duet_remediations_total", result="applied", **labels) >= 1
+    assert metric(text, "duet_remediations_total", result="verified", **labels) >= 1
+    assert metric(text, "duet_mttr_seconds_count") >= 1
+    # The symptom is gone, and so is its gauge.
+    wait_until(
+        lambda: metric(healer.metrics(), "duet_symptoms_active", platform=f"{namespace}/auto") == 0,
+        timeout=30,
+        what="the active-symptom gauge to clear",
+    )
+
+
+def test_recommend_mode_waits_for_duet_approve(
+    healer: OperatorProcess, kubeconfig: Path, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("rec", "recommend"))
+    pod = "rec-clickhouse-0-0"
+    old_uid = pod_uid(core, namespace, pod)
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+    pending = wait_remediation(custom, namespace, pod, "Pending")
+    assert "recommend mode" in pending["status"]["message"]
+    wait_more_restarts(core, namespace, pod)
+    assert pod_uid(core, namespace, pod) == old_uid, "nothing is done before approval"
+    assert len(remediations(custom, namespace)) == 1
+
+    missing = duet(kubeconfig, "approve", "no-such-remediation", "-n", namespace)
+    assert missing.returncode == 2
+    assert "not found" in missing.stderr
+
+    name = pending["metadata"]["name"]
+    approved = duet(kubeconfig, "approve", name, "-n", namespace)
+    assert approved.returncode == 0, approved.stderr
+    assert name in approved.stdout
+
+    verified = wait_remediation(custom, namespace, pod, "Verified")
+    assert verified["spec"]["approved"] is True
+    healthy_replacement(core, namespace, pod, old_uid)
+    assert len(remediations(custom, namespace)) == 1
+    # Past approving: said so, and not an error of usage.
+    again = duet(kubeconfig, "approve", name, "-n", namespace)
+    assert again.returncode == 1
+    assert "Verified" in again.stderr
+
+
+def test_observe_mode_records_and_never_acts(
+    healer: OperatorProcess, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("watch", "observe"))
+    pod = "watch-clickhouse-0-0"
+    old_uid = pod_uid(core, namespace, pod)
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+    recorded = wait_remediation(custom, namespace, pod, "Rejected")
+    assert recorded["status"]["message"] == "observe mode: recorded only"
+    assert recorded["spec"]["mode"] == "observe"
+    assert "appliedAt" not in recorded["status"]
+    wait_more_restarts(core, namespace, pod)
+    assert pod_uid(core, namespace, pod) == old_uid
+    assert len(remediations(custom, namespace)) == 1, "recorded once, not once per pass"
+
+
+def test_the_rate_limit_holds_when_several_pods_fail(
+    healer: OperatorProcess, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(
+        custom, namespace, platform_body("storm", "auto", replicas=3, maxActionsPerHour=1)
+    )
+    pods = [f"storm-clickhouse-0-{i}" for i in range(3)]
+    uids = {p: pod_uid(core, namespace, p) for p in pods}
+    for pod in pods:
+        inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+    def one_verified() -> dict[str, Any] | None:
+        done = [
+            r
+            for r in remediations(custom, namespace)
+            if r.get("status", {}).get("phase") == "Verified"
+        ]
+        return done[0] if done else None
+
+    first = wait_until(one_verified, timeout=HEALED, what="one remediation to be Verified")
+    restarted = first["spec"]["action"]["parameters"]["pod"]
+    others = [p for p in pods if p != restarted]
+    for pod in others:
+        wait_more_restarts(core, namespace, pod)
+    assert len(remediations(custom, namespace)) == 1
+    for pod in others:
+        assert pod_uid(core, namespace, pod) == uids[pod], f"{pod} was restarted past the limit"
+
+
+def test_a_restarted_operator_makes_no_duplicate_and_acts_on_an_approval_given_meanwhile(
+    healer: OperatorProcess, kubeconfig: Path, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("again", "recommend"))
+    pod = "again-clickhouse-0-0"
+    old_uid = pod_uid(core, namespace, pod)
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+    name = wait_remediation(custom, namespace, pod, "Pending")["metadata"]["name"]
+    assert re.fullmatch(r"again-[0-9a-f]{10}-1", name)
+
+    healer.kill()
+    try:
+        assert duet(kubeconfig, "approve", name, "-n", namespace).returncode == 0
+    finally:
+        healer.start()
+
+    verified = wait_remediation(custom, namespace, pod, "Verified")
+    assert verified["metadata"]["name"] == name
+    healthy_replacement(core, namespace, pod, old_uid)
+    assert [r["metadata"]["name"] for r in remediations(custom, namespace)] == [name]
