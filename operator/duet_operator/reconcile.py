@@ -23,9 +23,10 @@ from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.graph import ModelPlan, plan_with_model
 from duet_agents.planner.models import PlatformDesign
-from duet_operator import credentials
+from duet_operator import credentials, metrics
 from duet_operator.drift import stamp, unchanged
 from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.llm_metrics import Instrumented
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.dataplatform import (
     DataPlatformStatus,
@@ -170,7 +171,9 @@ class Reconciler:
             # Missing, the SDK finds no key and the first call falls back, saying so.
             api_key = (data or {}).get(spec.secret_ref.key) or None
         request = platform.spec.plan_request()
-        model = chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url)
+        model = Instrumented(
+            chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url), "planner"
+        )
         async with contextlib.aclosing(model):
             try:
                 plan: ModelPlan = await asyncio.wait_for(
@@ -179,6 +182,7 @@ class Reconciler:
                 )
             except TimeoutError:
                 # The calls cut short leave no usage to count: tokens and cost read 0.
+                metrics.PLANNER_FALLBACKS.labels("deadline").inc()
                 return ModelPlan(
                     design=capacity.plan(request, self.settings.prices),
                     provider=provider,
@@ -190,7 +194,10 @@ class Reconciler:
                     fallback_reason=(
                         f"no design within {self.settings.planner_timeout_seconds:g} s"
                     ),
+                    fallback_kind="deadline",
                 )
+        if plan.fallback_kind is not None:
+            metrics.PLANNER_FALLBACKS.labels(plan.fallback_kind).inc()
         return plan
 
     async def load_credentials(self, names: Names) -> PlatformSecrets:

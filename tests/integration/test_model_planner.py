@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from duet_agents.planner import capacity, prompts
 from duet_agents.planner.policy import as_proposal
@@ -57,6 +58,15 @@ def model_answer(name: str, namespace: str) -> dict[str, Any]:
     return answer
 
 
+def sample(text: str, name: str, **labels: str) -> float:
+    """One sample's value from a /metrics page; 0 when there is none."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return 0.0
+
+
 def status_of(custom: Any, namespace: str, name: str) -> dict[str, Any]:
     found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatforms", name)
     status: dict[str, Any] = found.get("status", {})
@@ -96,6 +106,11 @@ def test_the_model_designs_once_per_spec_change(
         assert planned_condition(status)["reason"] == "Designed"
         (request,) = server.received
         assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        scraped = duet_operator.metrics()
+        labels = {"agent": "planner", "provider": "openai", "model": "gpt-4.1-mini"}
+        assert sample(scraped, "duet_llm_requests_total", **labels, outcome="ok") == 1
+        assert sample(scraped, "duet_llm_tokens_total", **labels, direction="input") == 2000
+        assert sample(scraped, "duet_llm_cost_usd_total", **labels) == pytest.approx(0.00128)
         assert request.body["model"] == "gpt-4.1-mini"
 
         # Resyncs and a restart re-apply the design; none asks the model again.
@@ -127,6 +142,10 @@ def test_a_failing_model_falls_back_to_the_built_in_design(
     assert (planned["status"], planned["reason"]) == ("True", "BuiltinFallback")
     assert "gpt-4.1-mini" in planned["message"]
     assert status["planner"]["provider"] == "openai"
+    scraped = duet_operator.metrics()
+    assert sample(scraped, "duet_planner_fallbacks_total", reason="unavailable") >= 1
+    labels = {"agent": "planner", "provider": "openai", "model": "gpt-4.1-mini"}
+    assert sample(scraped, "duet_llm_requests_total", **labels, outcome="unavailable") >= 1
     events = core.list_namespaced_event(
         namespace, field_selector="involvedObject.name=fallback"
     ).items

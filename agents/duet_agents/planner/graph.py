@@ -55,6 +55,9 @@ class ModelPlan(BaseModel):
     price_known: bool
     attempts: int
     fallback_reason: str | None
+    # One word for metrics: the model's failure kind (timeout, rate_limited, unavailable,
+    # rejected, bad_output, error) or invalid_design (it kept breaking the rules).
+    fallback_kind: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -94,6 +97,7 @@ async def plan_with_model(
         price_known=ledger.price_known,
         attempts=state["attempts"],
         fallback_reason=state.get("fallback_reason"),
+        fallback_kind=state.get("fallback_kind"),
     )
 
 
@@ -117,6 +121,7 @@ class PlanState(TypedDict, total=False):
     attempts: int
     usages: Annotated[list[Usage], operator.add]  # one per model call, failed ones too
     fallback_reason: str | None
+    fallback_kind: str | None
     design: PlatformDesign
 
 
@@ -149,11 +154,21 @@ async def propose(state: PlanState, runtime: Runtime[PlanContext]) -> PlanState:
             "problems": e.problems,
         }
     except LLMError as e:
-        return {"attempts": attempts, "usages": [e.usage], "fallback_reason": f"{e.kind}: {e}"}
+        return {
+            "attempts": attempts,
+            "usages": [e.usage],
+            "fallback_reason": f"{e.kind}: {e}",
+            "fallback_kind": e.kind.replace(" ", "_"),
+        }
     except Exception as e:  # a provider's bug must not cost the platform its design
         log.warning("chat model %r failed unexpectedly", ctx.model, exc_info=True)
         reason = f"unexpected error from the model client: {type(e).__name__}"
-        return {"attempts": attempts, "usages": [Usage()], "fallback_reason": reason}
+        return {
+            "attempts": attempts,
+            "usages": [Usage()],
+            "fallback_reason": reason,
+            "fallback_kind": "error",
+        }
     return {
         "attempts": attempts,
         "usages": [answer.usage],
@@ -223,7 +238,8 @@ def fallback(state: PlanState, runtime: Runtime[PlanContext]) -> PlanState:
         f"not used: {reason}"
     )
     design = baseline.model_copy(update={"rationale": [*baseline.rationale, note]})
-    return {"design": design, "fallback_reason": reason}
+    kind = state.get("fallback_kind") or "invalid_design"
+    return {"design": design, "fallback_reason": reason, "fallback_kind": kind}
 
 
 # -- edges -----------------------------------------------------------------------------------------
