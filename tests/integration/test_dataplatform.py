@@ -327,6 +327,13 @@ def test_an_operator_killed_mid_reconcile_converges_on_restart(
         "phoenix-clickhouse-credentials",
         "phoenix-postgres-credentials",
     ]
+    # kopf posts Events after the status write: wait for the one, then make sure of no two.
+    wait_until(
+        lambda: ("Normal", "AllReplicasReady") in events(core, namespace, "phoenix"),
+        timeout=30,
+        what="the AllReplicasReady Event",
+    )
+    time.sleep(2)
     reasons = [r for _, r in events(core, namespace, "phoenix")]
     assert reasons.count("AllReplicasReady") == 1
     assert platform["status"]["conditions"]
