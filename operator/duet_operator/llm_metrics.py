@@ -13,7 +13,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from duet_agents.llm.base import ChatModel, Completion, LLMError, Message, Usage
-from duet_agents.llm.pricing import charge
+from duet_agents.llm.pricing import DEFAULT_LLM_PRICES, LLMPrices, charge
 from duet_operator import metrics
 
 T = TypeVar("T", bound=BaseModel)
@@ -22,9 +22,12 @@ T = TypeVar("T", bound=BaseModel)
 class Instrumented:
     """`model`, counted under `agent` (planner, healer, query)."""
 
-    def __init__(self, model: ChatModel, agent: str) -> None:
+    def __init__(
+        self, model: ChatModel, agent: str, prices: LLMPrices = DEFAULT_LLM_PRICES
+    ) -> None:
         self.inner = model
         self.agent = agent
+        self.prices = prices
 
     @property
     def provider(self) -> str:
@@ -62,7 +65,7 @@ class Instrumented:
         metrics.LLM_DURATION.labels(*labels).observe(seconds)
         metrics.LLM_TOKENS.labels(*labels, "input").inc(usage.input_tokens)
         metrics.LLM_TOKENS.labels(*labels, "output").inc(usage.output_tokens)
-        cost = charge(self.provider, self.model, usage).cost_usd
+        cost = charge(self.provider, self.model, usage, self.prices).cost_usd
         metrics.LLM_COST.labels(*labels).inc(float(cost))
 
     async def aclose(self) -> None:

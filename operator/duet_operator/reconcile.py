@@ -171,13 +171,18 @@ class Reconciler:
             # Missing, the SDK finds no key and the first call falls back, saying so.
             api_key = (data or {}).get(spec.secret_ref.key) or None
         request = platform.spec.plan_request()
+        token_prices = self.settings.token_prices()
         model = Instrumented(
-            chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url), "planner"
+            chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url),
+            "planner",
+            token_prices,
         )
         async with contextlib.aclosing(model):
             try:
                 plan: ModelPlan = await asyncio.wait_for(
-                    plan_with_model(request, model, prices=self.settings.prices),
+                    plan_with_model(
+                        request, model, prices=self.settings.prices, llm_prices=token_prices
+                    ),
                     timeout=self.settings.planner_timeout_seconds,
                 )
             except TimeoutError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from duet_agents.llm.pricing import DEFAULT_LLM_PRICES, LLMPrices
 from duet_agents.planner.models import PriceTable
 from duet_operator.render.config import RenderConfig
 
@@ -46,6 +47,11 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"},
         description="The model used when spec.planner names a provider but no model.",
     )
+    llm_prices: LLMPrices = Field(
+        default_factory=LLMPrices,
+        description="Token prices added to (or overriding) the built-in table, model by model: "
+        '{"models": {"openai": {"my-vllm-model": {"inputUSDPerMTok": 0, "outputUSDPerMTok": 0}}}}',
+    )
     clickhouse_image: str = RenderConfig.clickhouse_image
     keeper_image: str = RenderConfig.keeper_image
     postgres_image: str = RenderConfig.postgres_image
@@ -53,6 +59,9 @@ class OperatorSettings(BaseSettings):
     duet_image: str = RenderConfig.duet_image
     cluster_domain: str = RenderConfig.cluster_domain
     prices: PriceTable = Field(default_factory=PriceTable)
+
+    def token_prices(self) -> LLMPrices:
+        return DEFAULT_LLM_PRICES.merged(self.llm_prices)
 
     def render_config(self) -> RenderConfig:
         return RenderConfig(

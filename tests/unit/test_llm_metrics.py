@@ -62,3 +62,23 @@ async def test_calls_are_counted_by_outcome_with_tokens_and_cost() -> None:
         before_cost + 0.40 + 1.60 + 0.20
     )
     assert value("duet_llm_request_duration_seconds_count", **labels) >= 2
+
+
+def test_token_prices_are_configurable_model_by_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal  # noqa: PLC0415
+
+    from duet_operator.settings import OperatorSettings  # noqa: PLC0415
+
+    monkeypatch.setenv(
+        "DUET_LLM_PRICES",
+        '{"models": {"openai": {"local-llama": {"inputUSDPerMTok": 0, "outputUSDPerMTok": 0},'
+        ' "gpt-4.1-mini": {"inputUSDPerMTok": 1, "outputUSDPerMTok": 2}}}}',
+    )
+    prices = OperatorSettings().token_prices()
+    local = prices.price("openai", "local-llama")
+    assert local is not None
+    assert local.input_usd_per_mtok == 0
+    mini = prices.price("openai", "gpt-4.1-mini")
+    assert mini is not None
+    assert mini.output_usd_per_mtok == Decimal(2), "an override wins"
+    assert prices.price("anthropic", "claude-sonnet-4-5") is not None, "the rest are kept"
