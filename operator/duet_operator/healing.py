@@ -106,6 +106,13 @@ class HealSettings(BaseSettings):
         description="How often each platform is looked at without a pod changing: for"
         " symptoms that take time (not Ready for 30 s) and to verify applied remedies.",
     )
+    provisioning_grace_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="A platform still being provisioned is left to its reconcile this long"
+        " after its creation: pods coming up are not symptoms, and a burst of new platforms"
+        " should not cost a healer pass per pod event.",
+    )
     pending_ttl_seconds: float = Field(
         default=3600,
         gt=0,

@@ -10,6 +10,8 @@ does not matter which trigger ran it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -19,6 +21,7 @@ from duet_operator import metrics
 from duet_operator.handlers.dataplatform import lock
 from duet_operator.healing import Healer, HealSettings
 from duet_operator.models import GROUP, VERSION, DataPlatform
+from duet_operator.models.dataplatform import Phase
 from duet_operator.models.remediation import RemediationPhase
 from duet_operator.reconcile import Event
 from duet_operator.render.naming import PLATFORM_LABEL
@@ -53,9 +56,33 @@ async def _heal(memo: Any, namespace: str, name: str) -> None:
             return  # the platform's own handlers report it
         if platform.status.design is None:
             return  # nothing provisioned, nothing to heal
+        if _provisioning(platform, healer.settings):
+            return
         with metrics.reconcile_timer("Healing"):
             events = await healer.heal(platform)
     _publish(body, events)
+
+
+def _provisioning(platform: DataPlatform, settings: HealSettings) -> bool:
+    """Still coming up for the first time, and within the grace: the reconcile's business."""
+    if platform.status.phase not in (None, Phase.PLANNING, Phase.PROVISIONING):
+        return False
+    created = platform.metadata.creation_timestamp
+    if created is None:
+        return False
+    return (datetime.now(UTC) - created).total_seconds() < settings.provisioning_grace_seconds
+
+
+def _looks_unwell(pod_status: Mapping[str, Any]) -> bool:
+    """A pod worth a look now: not running, or a container not ready, waiting or restarted
+    into trouble. A healthy pod's change (a new one Ready after a restart, say) waits for the
+    timer, which also verifies remedies."""
+    if pod_status.get("phase") != "Running":
+        return True
+    containers = pod_status.get("containerStatuses") or []
+    return not containers or any(
+        not c.get("ready") or "waiting" in (c.get("state") or {}) for c in containers
+    )
 
 
 async def heal_platform(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
@@ -65,7 +92,12 @@ async def heal_platform(name: str, namespace: str | None, memo: Any, **_: Any) -
 
 
 async def heal_platform_of(
-    type: str | None, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+    type: str | None,
+    labels: kopf.Labels,
+    status: kopf.Status,
+    namespace: str | None,
+    memo: Any,
+    **_: Any,
 ) -> None:
     """A pod of a platform changed. A crash-looping pod changes every few seconds, and a
     rollout changes many: one pass waiting for the lock covers every event before it starts."""
@@ -74,6 +106,8 @@ async def heal_platform_of(
     # every platform soon after, and a pass per listed pod would hold up the platforms'
     # first reconciles (and their Events) behind the platform locks.
     if type is None or not name or not namespace:
+        return
+    if type != "DELETED" and not _looks_unwell(status):
         return
     healer: Healer = memo.healer
     key = f"{namespace}/{name}"
