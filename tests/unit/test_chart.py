@@ -47,6 +47,8 @@ MODES: dict[str, list[str]] = {
         # --set reads 0.2 as a string; the schema wants a number.
         "--set-json",
         'planner.prices={"cpuCoreMonthUSD": 30, "storageGiBMonthUSD": 0.2}',
+        "--set-json",
+        'llm.tokenPrices={"openai": {"local-llama": {"inputUSDPerMTok": 0, "outputUSDPerMTok": 0}}}',  # noqa: E501
         "--set",
         "autonomy.defaultMode=auto,replicaCount=2",
     ],
@@ -255,6 +257,9 @@ def test_the_operator_reads_the_settings_the_chart_gives_it(
     assert settings.prices.cpu_core_month_usd == 30
     assert settings.prices.storage_gib_month_usd == 0.2
     assert settings.prices.memory_gib_month_usd == OperatorSettings().prices.memory_gib_month_usd
+    local = settings.token_prices().price("openai", "local-llama")
+    assert local is not None
+    assert local.output_usd_per_mtok == 0
     # Query agents run the operator's own image.
     (container,) = deployment("every toggle on")["spec"]["template"]["spec"]["containers"]
     assert settings.duet_image == container["image"] == "ghcr.io/aidatalabs/duet:0.1.0"
