@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -258,6 +258,21 @@ def symptom_counts(symptoms: Sequence[Symptom]) -> dict[str, int]:
 # -- the I/O ---------------------------------------------------------------------------------------
 
 
+OPEN_PHASES = frozenset(
+    {RemediationPhase.PENDING, RemediationPhase.APPROVED, RemediationPhase.APPLIED}
+)
+
+
+def unwell(pod_status: Mapping[str, Any]) -> bool:
+    """A pod worth a look now: not running, or a container not ready or waiting."""
+    if pod_status.get("phase") != "Running":
+        return True
+    containers = pod_status.get("containerStatuses") or []
+    return not containers or any(
+        not c.get("ready") or "waiting" in (c.get("state") or {}) for c in containers
+    )
+
+
 class Ledger:
     """The platform's Remediations during one pass, each replaced as its status moves (the
     models are immutable), so every step decides from what was just written."""
@@ -297,6 +312,10 @@ class Healer:
         self.kube = kube
         self.reconciler = reconciler
         self.settings = settings or HealSettings()
+        # Platforms whose last pass saw no symptom and left nothing open: while they stay
+        # Ready, the timer has nothing to look for (a pod going wrong makes them not Ready,
+        # and its event runs a pass).
+        self.quiet: set[str] = set()
         self.thresholds = thresholds or Thresholds()
         # Platforms with a pass already queued on the lock: pod events coalesce into it.
         self.waiting: set[str] = set()
@@ -309,6 +328,11 @@ class Healer:
         autonomy = autonomy_of(platform)
         events = await self.progress(platform, observation, ledger, autonomy, now)
         symptoms = detect(observation, now, self.thresholds)
+        key = f"{platform.metadata.namespace}/{platform.metadata.name}"
+        if symptoms or any(phase_of(r) in OPEN_PHASES for r in ledger):
+            self.quiet.discard(key)
+        else:
+            self.quiet.add(key)
         events += self.track(platform, symptoms)
         history = ledger.history()
         diagnoses = diagnose(observation, symptoms, now=now, history=history)
@@ -322,6 +346,7 @@ class Healer:
         """The platform is gone: its gauges with it."""
         key = f"{namespace}/{name}"
         self._active.pop(key, None)
+        self.quiet.discard(key)
         metrics.set_symptoms(key, {})
 
     # -- observe -------------------------------------------------------------------------
@@ -329,15 +354,18 @@ class Healer:
     async def observe(self, platform: DataPlatform) -> Observation:
         namespace = platform.metadata.namespace or "default"
         selector = f"{PLATFORM_LABEL}={platform.metadata.name}"
-        pods, sets, claims, events, classes = await asyncio.gather(
+        pods, sets, claims, classes = await asyncio.gather(
             self.kube.list_objects("v1", "Pod", namespace, selector),
             self.kube.list_objects("apps/v1", "StatefulSet", namespace, selector),
             self.kube.list_objects("v1", "PersistentVolumeClaim", namespace, selector),
-            # Events carry no platform label: the namespace's, kept for the platform's pods.
-            self.kube.list_objects("v1", "Event", namespace, ""),
             self.storage_classes(),
         )
         pods = [p for p in pods if has_component(p)]
+        # Events are evidence, and carry no platform label: the whole namespace's would be
+        # listed (thousands, with many platforms in one), so only when a pod is unwell.
+        events: list[dict[str, Any]] = []
+        if any(unwell(p.get("status") or {}) for p in pods):
+            events = await self.kube.list_objects("v1", "Event", namespace, "")
         pod_names = {p["metadata"]["name"] for p in pods}
         return Observation(
             platform=platform.metadata.name,

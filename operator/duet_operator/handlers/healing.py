@@ -10,7 +10,6 @@ does not matter which trigger ran it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from pydantic import ValidationError
 
 from duet_operator import metrics
 from duet_operator.handlers.dataplatform import lock
-from duet_operator.healing import Healer, HealSettings
+from duet_operator.healing import Healer, HealSettings, unwell
 from duet_operator.models import GROUP, VERSION, DataPlatform
 from duet_operator.models.dataplatform import Phase
 from duet_operator.models.remediation import RemediationPhase
@@ -41,7 +40,7 @@ def _publish(body: Any, events: list[Event]) -> None:
         log.log(level, "%s %s: %s", ref, event.reason, event.message)
 
 
-async def _heal(memo: Any, namespace: str, name: str) -> None:
+async def _heal(memo: Any, namespace: str, name: str, *, timer: bool = False) -> None:
     healer: Healer = memo.healer
     async with lock(memo, namespace, name):
         healer.waiting.discard(f"{namespace}/{name}")
@@ -58,9 +57,17 @@ async def _heal(memo: Any, namespace: str, name: str) -> None:
             return  # nothing provisioned, nothing to heal
         if _provisioning(platform, healer.settings):
             return
+        if timer and _quiet(platform, healer):
+            return
         with metrics.reconcile_timer("Healing"):
             events = await healer.heal(platform)
     _publish(body, events)
+
+
+def _quiet(platform: DataPlatform, healer: Healer) -> bool:
+    """Ready, with every replica ready, and nothing seen or open at the last pass."""
+    key = f"{platform.metadata.namespace}/{platform.metadata.name}"
+    return platform.status.phase == Phase.READY and key in healer.quiet
 
 
 def _provisioning(platform: DataPlatform, settings: HealSettings) -> bool:
@@ -73,22 +80,10 @@ def _provisioning(platform: DataPlatform, settings: HealSettings) -> bool:
     return (datetime.now(UTC) - created).total_seconds() < settings.provisioning_grace_seconds
 
 
-def _looks_unwell(pod_status: Mapping[str, Any]) -> bool:
-    """A pod worth a look now: not running, or a container not ready, waiting or restarted
-    into trouble. A healthy pod's change (a new one Ready after a restart, say) waits for the
-    timer, which also verifies remedies."""
-    if pod_status.get("phase") != "Running":
-        return True
-    containers = pod_status.get("containerStatuses") or []
-    return not containers or any(
-        not c.get("ready") or "waiting" in (c.get("state") or {}) for c in containers
-    )
-
-
 async def heal_platform(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     """The timer."""
     if namespace:
-        await _heal(memo, namespace, name)
+        await _heal(memo, namespace, name, timer=True)
 
 
 async def heal_platform_of(
@@ -107,7 +102,7 @@ async def heal_platform_of(
     # first reconciles (and their Events) behind the platform locks.
     if type is None or not name or not namespace:
         return
-    if type != "DELETED" and not _looks_unwell(status):
+    if type != "DELETED" and not unwell(status):
         return
     healer: Healer = memo.healer
     key = f"{namespace}/{name}"
