@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
-from duet_agents.planner.graph import ModelPlan
 from duet_agents.planner.models import PlatformDesign, PriceTable
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import PlannerStatus
 from duet_operator.status import ConditionType, Reason, find
+
+if TYPE_CHECKING:
+    from duet_agents.planner.graph import ModelPlan
 
 
 @dataclass(frozen=True)

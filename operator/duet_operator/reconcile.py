@@ -15,13 +15,11 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duet_agents.llm.base import Usage
-from duet_agents.llm.factory import chat_model
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
-from duet_agents.planner.graph import ModelPlan, plan_with_model
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials, metrics
 from duet_operator.drift import stamp, unchanged
@@ -45,6 +43,9 @@ from duet_operator.render.platform import build_platform
 from duet_operator.settings import OperatorSettings
 from duet_operator.status import ConditionType, Reason, is_true, phase_of, set_condition
 from duet_operator.volumes import claim_growth, keep_immutable_fields, wanted_sizes
+
+if TYPE_CHECKING:
+    from duet_agents.planner.graph import ModelPlan
 
 WORKLOADS_FIRST = ("Secret", "ConfigMap")
 # Every kind the renderers produce, as listed to compare with what is stored.
@@ -160,6 +161,11 @@ class Reconciler:
         """The model's checked design, or the built-in one with the reason. Never raises for a
         model's failure (a missing key, a timeout, nonsense), only for the built-in planner's
         own refusal."""
+        # The model SDKs and LangGraph load here, on the first model planning: an operator
+        # whose platforms all use the built-in planner never pays their memory (~100 MB).
+        from duet_agents.llm.factory import chat_model  # noqa: PLC0415
+        from duet_agents.planner.graph import ModelPlan, plan_with_model  # noqa: PLC0415
+
         spec = platform.spec.planner
         provider = str(spec.provider)
         model_name = spec.model or self.settings.planner_default_models.get(provider, "")
