@@ -58,6 +58,10 @@ crds: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/python bench/testenv.py
+	$(BIN)/python bench/firewall.py
+	$(BIN)/python bench/nl_accuracy.py
+	$(BIN)/python bench/ask.py
+	$(BIN)/python bench/reconcile.py
 
 .PHONY: testenv-up
 testenv-up:
