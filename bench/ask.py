@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 from duet_agents.query.engines import connect  # noqa: E402
 from duet_agents.query.server import create_app  # noqa: E402
 from duet_agents.query.settings import QueryServerSettings  # noqa: E402
+from tests.data.nl.samples import ddl  # noqa: E402
 
-SCHEMA = REPO / "tests" / "data" / "nl" / "shop" / "clickhouse.sql"
 QUESTIONS = [
     "How many orders are there?",
     "Revenue by country",
@@ -47,10 +47,8 @@ QUESTIONS = [
 def build(path: Path, rows: int) -> None:
     client = clickhouse_connect.get_client(interface="chdb", path=str(path))
     client.command("CREATE DATABASE shop")
-    for statement in SCHEMA.read_text().split(";\n"):
-        sql = "\n".join(x for x in statement.splitlines() if not x.lstrip().startswith("--"))
-        if sql.strip():
-            client.command(sql)
+    for statement in ddl("shop", "clickhouse"):
+        client.command(statement)
     countries = "['DE', 'NL', 'FR', 'US', 'GB', 'ES', 'IT', 'PL']"
     client.command(
         "INSERT INTO shop.customers SELECT number, concat('Customer ', toString(number)),"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,25 @@ def namespace(core: Any) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def make_namespace(core: Any) -> Iterator[Callable[[str], str]]:
+    """Namespaces of the test's own, `<prefix>-<random>`, removed afterwards. A prefix other
+    than `t` keeps them from the session's operator, which serves `t-*`: for tests that run
+    an operator of their own, which would otherwise race it."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        core.create_namespace({"metadata": {"name": name}})
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")

@@ -77,24 +77,6 @@ def tools(kubeconfig: Path) -> Tools:
     return Tools(binaries.helm, binaries.kubectl, kubeconfig)
 
 
-@pytest.fixture
-def make_namespace(core: Any) -> Iterator[Any]:
-    """Namespaces of the test's own, named so that no other test's operator (they watch
-    t-*) serves them, removed afterwards."""
-    made: list[str] = []
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        core.create_namespace({"metadata": {"name": name}})
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name)
-
-
 @contextlib.contextmanager
 def release(tools: Tools, namespace: str, *values: str) -> Iterator[str]:
     """`helm install` of the chart (a release name of its own: its ClusterRole is

@@ -10,8 +10,7 @@ import os
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,10 @@ PLATFORM_LABEL = "duet.aidatalabs.ai/platform"
 
 
 @pytest.fixture
-def namespace(core: Any) -> Iterator[str]:
-    """A namespace of the test's own that only this module's operator watches: the session's
-    operator (tests/conftest.py) serves `t-*`, and two operators on one platform would race."""
-    name = f"heal-{uuid.uuid4().hex[:10]}"
-    core.create_namespace({"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
+def namespace(make_namespace: Callable[[str], str]) -> str:
+    """A namespace that only this module's operator watches (`heal-*`): the session's operator
+    serves `t-*`, and two operators on one platform would race."""
+    return make_namespace("heal")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@ works, and when it stops the other takes over."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,9 @@ PEERING = "duet"
 
 
 @pytest.fixture
-def peered_namespace(api_client: Any, core: Any, crds: list[str]) -> Iterator[str]:
+def peered_namespace(api_client: Any, make_namespace: Callable[[str], str], crds: list[str]) -> str:
     """A namespace outside the session operator's `t-*`, with kopf's peering object in it."""
-    name = f"peer-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
+    name = make_namespace("peer")
     crd_file = REPO / "charts" / "duet" / "crds" / "kopf.dev_peerings.yaml"
     ext = client.ApiextensionsV1Api(api_client)
     for crd in yaml.safe_load_all(crd_file.read_text()):
@@ -46,10 +44,7 @@ def peered_namespace(api_client: Any, core: Any, crds: list[str]) -> Iterator[st
         what="the peering CRD to serve",
         ignore=(client.ApiException,),
     )
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
+    return name
 
 
 def replica(kubeconfig: Path, tmp_path: Path, namespace: str, index: int) -> OperatorProcess:
