@@ -223,13 +223,14 @@ class QueryService:
         # restart of the agent (a new ReplicaSet) is how those reach it.
         if self._catalog is None:
             with self.pool.engine() as engine:
-                catalog = self.tables.catalog(engine.introspect())
+                catalog = engine.introspect()
             if self.databases:
                 # Only what the agent is for: same-named tables elsewhere would make questions
                 # ambiguous, and the docs longer than anyone reads.
                 schemas = [s for s in catalog.schemas if s.name in self.databases]
-                catalog = self.tables.catalog(catalog.model_copy(update={"schemas": schemas}))
-            self._catalog = catalog
+                catalog = catalog.model_copy(update={"schemas": schemas})
+            # One pass of the filter drops the hidden tables and every join that names one.
+            self._catalog = self.tables.catalog(catalog)
         return self._catalog
 
     def docs(self) -> str:
