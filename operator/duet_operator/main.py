@@ -78,6 +78,10 @@ def run(config: OperatorSettings, kubeconfig: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # kopf reports every handler run at INFO; our own log says what changed, once.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # A database probe that gets no answer says so in the Observation (ProbesReachable); the
+    # client libraries would also log each failed attempt, every probe interval.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
 

@@ -326,6 +326,7 @@ def code_resources() -> dict[tuple[str, str], str]:
         group = api_version.rpartition("/")[0]
         used.setdefault((group, kind.lower() + "s"), "listed and applied by the reconcile")
     used[("storage.k8s.io", "storageclasses")] = "listed by the healer (may a claim grow?)"
+    used[("", "pods/log")] = "a crashed container's last lines, read by the healer's probes"
     for group, plural in list(used):
         if group == GROUP:
             used[(group, f"{plural}/status")] = "status written by its reconcile"
@@ -452,7 +453,13 @@ def test_the_install_manifest_is_rendered_from_the_chart() -> None:
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed")
 # Grafana's variables, as Prometheus would see them once Grafana has substituted them.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$namespace": ".*"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__range": "1h",
+    "$namespace": ".*",
+    "$platform": ".*",
+    "$agent": ".*",
+}
 KEYWORDS = {
     "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
     "group_left", "group_right", "inf", "nan",
@@ -523,6 +530,27 @@ def test_every_query_names_a_metric_the_operator_exports() -> None:
         names = metric_names(expr)
         assert names, query
         assert names <= known, (query, names - known)
+
+
+def test_dashboards_ask_for_their_data_source_and_use_only_known_variables() -> None:
+    # Grafana imports a dashboard under its uid, and a hard-coded data source uid exists only
+    # in the cluster it was exported from.
+    uids = set()
+    for path in sorted((CHART / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        uids.add(dashboard["uid"])
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource", path.name
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            for node in (panel, *panel["targets"]):
+                assert node["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            for used in re.findall(r"\$\w+", json.dumps(panel["targets"])):
+                assert used in GRAFANA_VARIABLES or used[1:] in variables, (path.name, used)
+        for name in variables.keys() - {"datasource"}:
+            assert f"${name}" in GRAFANA_VARIABLES, (path.name, name)
+    assert len(uids) == len(list((CHART / "dashboards").glob("*.json")))
 
 
 @needs_promtool

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Iterable
 from typing import Any
 
 from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 from kubernetes_asyncio.dynamic import DynamicClient
@@ -45,6 +46,17 @@ def _checked(result: Any, target: str) -> Manifest:
             int(obj.get("code", 0)), str(obj.get("reason", "")), str(obj.get("message", "")), target
         )
     return obj
+
+
+def _status_message(body: bytes) -> str:
+    """The message of a Status object the API server answered with, or the start of the body."""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        status = None
+    if isinstance(status, dict) and status.get("message"):
+        return str(status["message"])[:500]
+    return body.decode(errors="replace")[:500]
 
 
 class Kube:
@@ -157,6 +169,44 @@ class Kube:
         if secret is None:
             return None
         return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+    async def pod_log(
+        self,
+        name: str,
+        namespace: str,
+        container: str,
+        *,
+        previous: bool = False,
+        tail_lines: int = 50,
+        limit_bytes: int = 256 * 1024,
+        timeout: float = 10,
+    ) -> str:
+        """The last `tail_lines` lines of a container's log (`previous`: of its last run, as
+        `kubectl logs --previous`), at most `limit_bytes` of them.
+
+        Read raw: the generated client runs a body that parses as JSON (a one-line JSON log)
+        through json.loads and hands back its Python repr. Raw responses skip the client's
+        status check, so it is made here."""
+        target = f"Pod/{name} log"
+        # With _preload_content=False the answer is aiohttp's response, not the str typed.
+        response: Any = await CoreV1Api(self._api).read_namespaced_pod_log(
+            name,
+            namespace,
+            container=container,
+            previous=previous,
+            tail_lines=tail_lines,
+            limit_bytes=limit_bytes,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        try:
+            body: bytes = await response.read()
+            status, reason = int(response.status), str(response.reason or "")
+        finally:
+            response.release()
+        if not 200 <= status <= 299:
+            raise KubeError(status, reason, _status_message(body), target)
+        return body.decode(errors="replace")
 
 
 __all__ = ["FIELD_MANAGER", "ApiException", "Kube", "KubeError", "Manifest"]

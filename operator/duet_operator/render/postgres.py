@@ -43,8 +43,10 @@ if [ "$ordinal" != "0" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   unset PGPASSWORD
   chmod 0700 "$PGDATA"
 fi
+# cluster_name names a standby to its primary (pg_stat_replication.application_name): the
+# healer's lag probe tells the standbys apart by it.
 exec docker-entrypoint.sh postgres -c config_file={CONFIG_DIR}/postgresql.conf \\
-  -c hba_file={CONFIG_DIR}/pg_hba.conf
+  -c hba_file={CONFIG_DIR}/pg_hba.conf -c cluster_name="$HOSTNAME"
 """
 
 # Runs once, when the primary's data directory is created (the image's init hook).

@@ -1,0 +1,306 @@
+"""The healer's database probes against real engines: chDB for ClickHouse's system tables, and
+a real PostgreSQL primary with a streaming standby (pg_basebackup -R), read from both sides.
+The last test runs the operator's side against the local control plane: pods and credentials
+Secrets in a namespace of its own, with its "pods" pointed at chDB and the local PostgreSQL
+through `ProbeSettings.urls`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from duet_agents.healer.observations import Component, PostgresLag
+from duet_agents.healer.probes import (
+    REPLICAS_SQL,
+    ProbeReadings,
+    ProbeTarget,
+    probe_all,
+    replica_rows,
+)
+from duet_agents.query.engines import Limits, connect, parse_url
+from duet_operator.kube.client import Kube
+from duet_operator.probes import DatabaseProbes, ProbeSettings
+from tests.integration.postgres_fixtures import postgres_server
+from tests.support.failures import Failure, inject_failure
+from tests.support.platforms import platform
+from tests.support.postgres import PostgresServer
+from tests.support.postgres_standby import Standby, running_standby
+from tests.support.wait import wait_until
+
+__all__ = ["postgres_server"]  # a fixture, used by name
+
+STANDBY = "web-postgres-1"
+PLATFORM_LABEL = "duet.aidatalabs.ai/platform"
+
+
+def target(pod: str, url: str, component: Component = Component.POSTGRES) -> ProbeTarget:
+    return ProbeTarget(pod=pod, component=component, url=parse_url(url))
+
+
+def probe_now(*targets: ProbeTarget, timeout: float = 5) -> ProbeReadings:
+    return asyncio.run(probe_all(targets, timeout=timeout))
+
+
+# -- ClickHouse, through chDB ------------------------------------------------------------------
+
+
+def test_chdb_disks_are_read_and_it_has_no_replicas(tmp_path: Path) -> None:
+    readings = probe_now(target("web-clickhouse-0-0", f"chdb://{tmp_path}", Component.CLICKHOUSE))
+    assert readings.probes.clickhouse is True
+    assert readings.probes.clickhouse_error is None
+    (disk,) = readings.volumes
+    usage = shutil.disk_usage(tmp_path)
+    assert (disk.pod, disk.disk, disk.total_bytes) == ("web-clickhouse-0-0", "default", usage.total)
+    # Free space moves while others write to the same filesystem; it is the filesystem's.
+    assert abs(disk.free_bytes - usage.free) < usage.total * 0.05
+    # A ReplicatedMergeTree needs Keeper, which chDB has not: the table is there and empty.
+    assert readings.clickhouse_replicas == []
+
+
+def test_replica_rows_parse_what_clickhouse_returns(tmp_path: Path) -> None:
+    # Rows of system.replicas' own column types, as the driver hands them over.
+    shaped = """
+        SELECT * FROM (
+        SELECT 'shop' AS database, 'events' AS table, toUInt8(1) AS is_readonly,
+               toUInt8(1) AS is_session_expired, toUInt64(420) AS absolute_delay,
+               toUInt32(7) AS queue_size
+        UNION ALL
+        SELECT 'shop', 'orders', toUInt8(0), toUInt8(0), toUInt64(0), toUInt32(0)
+        ) ORDER BY table
+    """
+    columns = """
+        SELECT name, type FROM system.columns
+        WHERE database = 'system' AND table = 'replicas'
+          AND name IN ('database', 'table', 'is_readonly', 'is_session_expired',
+                       'absolute_delay', 'queue_size')
+    """
+    with connect(f"chdb://{tmp_path}", limits=Limits(timeout_seconds=5)) as engine:
+        result = engine.execute(shaped)
+        system_types = dict(engine.execute(columns).rows)
+        # The probe's own statement runs on a server without replicated tables, too.
+        assert engine.execute(REPLICAS_SQL).rows == []
+    assert {c.name: c.type for c in result.columns} == system_types
+    events, orders = sorted(replica_rows("web-clickhouse-0-1", result.rows), key=lambda r: r.table)
+    assert (events.is_readonly, events.is_session_expired) == (True, True)
+    assert (events.absolute_delay, events.queue_size) == (420, 7)
+    assert (orders.is_readonly, orders.absolute_delay) == (False, 0)
+
+
+# -- PostgreSQL: a primary and a streaming standby ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def standby(postgres_server: PostgresServer) -> Iterator[Standby]:
+    with running_standby(postgres_server, STANDBY) as server:
+        yield server
+
+
+def pair(primary: PostgresServer, standby: Standby) -> list[ProbeTarget]:
+    return [target("web-postgres-0", primary.url()), target(STANDBY, standby.server.url())]
+
+
+def lag_of(readings: ProbeReadings, pod: str = STANDBY) -> PostgresLag | None:
+    return next((lag for lag in readings.postgres_lag if lag.standby == pod), None)
+
+
+def test_a_streaming_standby_reads_as_caught_up_from_both_sides(
+    postgres_server: PostgresServer, standby: Standby
+) -> None:
+    with postgres_server.admin() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS probe_ticks (n int)")
+        conn.execute("INSERT INTO probe_ticks VALUES (1)")
+
+    def caught_up() -> ProbeReadings | None:
+        readings = probe_now(*pair(postgres_server, standby))
+        return (
+            readings
+            if lag_of(readings) == PostgresLag(standby=STANDBY, bytes=0, seconds=0)
+            else None
+        )
+
+    readings = wait_until(caught_up, timeout=30, what="the standby to replay everything")
+    assert readings.probes.postgres is True
+    assert readings.probes.unreachable_pods == []
+    assert [lag.standby for lag in readings.postgres_lag] == [STANDBY]
+
+
+def test_a_paused_replay_shows_lag_in_bytes_and_seconds(
+    postgres_server: PostgresServer, standby: Standby
+) -> None:
+    with postgres_server.admin() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS probe_ticks (n int)")
+        conn.execute("INSERT INTO probe_ticks VALUES (2)")
+    # Something replayed first, so the standby has a last replayed transaction to age from.
+    wait_until(
+        lambda: (
+            lag_of(probe_now(*pair(postgres_server, standby)))
+            == PostgresLag(standby=STANDBY, bytes=0, seconds=0)
+        ),
+        timeout=30,
+        what="the standby to replay the first write",
+    )
+    with standby.server.admin() as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    try:
+        with postgres_server.admin() as conn:
+            conn.execute("INSERT INTO probe_ticks SELECT generate_series(1, 1000)")
+
+        def behind() -> PostgresLag | None:
+            lag = lag_of(probe_now(*pair(postgres_server, standby)))
+            ok = lag and lag.bytes and lag.bytes > 0 and lag.seconds and lag.seconds > 0
+            return lag if ok else None
+
+        lag = wait_until(behind, timeout=30, what="the primary and standby to report lag")
+        assert lag.bytes is not None
+        assert lag.bytes > 1000
+    finally:
+        with standby.server.admin() as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+    wait_until(
+        lambda: (
+            lag_of(probe_now(*pair(postgres_server, standby)))
+            == PostgresLag(standby=STANDBY, bytes=0, seconds=0)
+        ),
+        timeout=30,
+        what="the standby to catch up after resuming",
+    )
+
+
+def test_a_stopped_server_degrades_without_its_password(
+    postgres_server: PostgresServer, standby: Standby
+) -> None:
+    with running_standby(postgres_server, "web-postgres-2") as doomed:
+        doomed.stop()
+        stopped = target("web-postgres-2", doomed.server.url())
+        readings = probe_now(*pair(postgres_server, standby), stopped)
+        alone = probe_now(stopped)
+    dump = readings.model_dump_json() + alone.model_dump_json()
+    assert postgres_server.password not in dump
+    # The others still count; the stopped one is named.
+    assert readings.probes.postgres is True
+    assert readings.probes.unreachable_pods == ["web-postgres-2"]
+    assert readings.probes.postgres_error is not None
+    assert readings.probes.postgres_error.startswith("web-postgres-2: ")
+    assert "refused" in readings.probes.postgres_error
+    assert lag_of(readings) is not None
+    # Alone, PostgreSQL as a whole is unreachable.
+    assert alone.probes.postgres is False
+    assert alone.postgres_lag == []
+
+
+# -- the operator's side, on the local control plane -----------------------------------------------
+
+
+def database_pod(name: str, app: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": app, PLATFORM_LABEL: "web"},
+        },
+        "spec": {
+            "containers": [{"name": app, "image": f"example/{app}"}],
+            "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
+        },
+    }
+
+
+@pytest.mark.integration
+def test_the_operator_probes_a_platform_through_its_pods_and_secrets(
+    core: Any,
+    kubeconfig: Path,
+    make_namespace: Callable[[str], str],
+    postgres_server: PostgresServer,
+    standby: Standby,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    namespace = make_namespace("probes")
+    core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "web-postgres-credentials"},
+            "stringData": {"superuser": "postgres", "superuser-password": postgres_server.password},
+        },
+    )
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "web-clickhouse-credentials"}, "stringData": {"admin-password": "x"}},
+    )
+    pods = {
+        "web-clickhouse-0-0": "clickhouse",
+        "web-clickhouse-0-1": "clickhouse",  # no override: its Service name resolves nowhere here
+        "web-keeper-0": "clickhouse-keeper",
+        "web-postgres-0": "postgres",
+        STANDBY: "postgres",
+    }
+    for name, app in pods.items():
+        core.create_namespaced_pod(namespace, database_pod(name, app))
+    wait_until(
+        lambda: (
+            all(p.status.pod_ip for p in core.list_namespaced_pod(namespace).items)
+            and len(core.list_namespaced_pod(namespace).items) == len(pods)
+        ),
+        timeout=60,
+        what="the pods to run with an address",
+    )
+    settings = ProbeSettings(
+        timeout_seconds=5,
+        urls={
+            f"{namespace}/web-clickhouse-0-0": f"chdb://{tmp_path}",
+            "web-postgres-0": f"postgresql://127.0.0.1:{postgres_server.port}/postgres",
+            STANDBY: f"postgresql://127.0.0.1:{standby.server.port}/postgres",
+        },
+    )
+    web = platform("web", namespace)
+
+    async def observe(probes: DatabaseProbes, kube: Kube) -> ProbeReadings:
+        listed = await kube.list_objects("v1", "Pod", namespace, f"{PLATFORM_LABEL}=web")
+        return await probes.observe(web, listed)
+
+    async def scenario() -> tuple[ProbeReadings, ProbeReadings]:
+        kube = await Kube.connect(str(kubeconfig))
+        try:
+            probes = DatabaseProbes(kube, settings)
+            first = await observe(probes, kube)
+            # A crash: kwok runs no kubelet to serve its log, so there is none, and the pass
+            # goes on with the readings it keeps for the same pods.
+            inject_failure(core, (namespace, "web-postgres-0"), Failure.CRASH_LOOP)
+            await asyncio.to_thread(
+                wait_until,
+                lambda: (
+                    core.read_namespaced_pod("web-postgres-0", namespace)
+                    .status.container_statuses[0]
+                    .last_state.terminated
+                ),
+                timeout=60,
+                what="web-postgres-0 to crash",
+            )
+            return first, await observe(probes, kube)
+        finally:
+            await kube.close()
+
+    with caplog.at_level(logging.INFO, logger="duet.probes"):
+        first, after_crash = asyncio.run(scenario())
+
+    assert postgres_server.password not in first.model_dump_json()
+    assert [v.pod for v in first.volumes] == ["web-clickhouse-0-0"]
+    assert first.clickhouse_replicas == []
+    assert first.probes.clickhouse is True
+    assert first.probes.unreachable_pods == ["web-clickhouse-0-1"]
+    assert first.probes.postgres is True
+    assert first.probes.postgres_error is None
+    lag = lag_of(first)
+    assert lag is not None
+    assert lag.bytes is not None
+    assert lag.seconds is not None
+    assert after_crash.logs == []
+    assert after_crash.volumes == first.volumes
+    assert "no previous log of web-postgres-0/postgres" in caplog.text
