@@ -33,6 +33,11 @@ def core(api_client: Any) -> Any:
     return client.CoreV1Api(api_client)
 
 
+@pytest.fixture(scope="session")
+def apps(api_client: Any) -> Any:
+    return client.AppsV1Api(api_client)
+
+
 @pytest.fixture
 def namespace(core: Any) -> Iterator[str]:
     """A namespace of the test's own, removed afterwards."""

@@ -7,9 +7,16 @@ that is not suppressed becomes a `Remediation` owned by the platform, and every 
 of one is an Event on the platform. The pure helpers (names, the body of a Remediation, the
 policy's view of one) come first and are unit tested; the `Healer` class does the calls.
 
-Only restartPod and reapply are executed by this version; an approved or automatic decision
-for another action is moved to Failed saying so, and counts for the policy as turned down (its
-cooldown starts), so it is not proposed again on every pass.
+Every action but promotePostgresReplica is executed: restartPod deletes the pod;
+replaceReplica deletes the pod and its volume claim (always approved by a person first);
+reapply reconciles; raiseMemory, expandStorage and scaleOut raise a figure of the design
+(`status.adjustments`, a floor over every later planning) and reconcile, so the change is the
+design's and the drift timer keeps it. An approved or automatic decision this version cannot
+execute is moved to Failed saying so, and counts for the policy as turned down (its cooldown
+starts), so it is not proposed again on every pass.
+
+While a decision is being carried out (Approved or Applied, not yet Verified) the platform's
+condition `Healing` is True and its phase, when not Ready, is Healing rather than Degraded.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +50,8 @@ from duet_agents.healer import (
     detect,
     diagnose,
 )
+from duet_agents.healer.actions import Limits
+from duet_agents.healer.observations import Component
 from duet_agents.healer.readings import (
     claim_observation,
     event_observation,
@@ -49,14 +59,27 @@ from duet_agents.healer.readings import (
     pod_observation,
     statefulset_observation,
 )
+from duet_agents.planner.adjustments import (
+    AdjustedField,
+    Adjustment,
+    adjust,
+    current_value,
+    merged,
+    pinned_fields,
+)
 from duet_operator import metrics
 from duet_operator.kube.client import Kube, KubeError, Manifest
 from duet_operator.models import API_VERSION, GROUP, DataPlatform
 from duet_operator.models.common import Condition, ConditionStatus
+from duet_operator.models.dataplatform import AutonomyMode as SpecAutonomyMode
+from duet_operator.models.dataplatform import DataPlatformStatus, Phase
 from duet_operator.models.remediation import Remediation, RemediationPhase, RemediationStatus
+from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.reconcile import Event, Reconciler
-from duet_operator.render.naming import PLATFORM_LABEL
+from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.objects import owner_reference
+from duet_operator.status import ConditionType, Reason, find, set_condition
+from duet_operator.status import phase_of as platform_phase
 
 log = logging.getLogger("duet.healer")
 
@@ -66,7 +89,16 @@ SYMPTOM_LABEL = f"{GROUP}/symptom"
 # written (the operator stopped between the two writes) still starts the way it was meant to.
 OUTCOME_ANNOTATION = f"{GROUP}/outcome"
 REASON_ANNOTATION = f"{GROUP}/outcome-reason"
-EXECUTABLE = frozenset({ActionType.RESTART_POD, ActionType.REAPPLY})
+EXECUTABLE = frozenset(
+    {
+        ActionType.RESTART_POD,
+        ActionType.REAPPLY,
+        ActionType.RAISE_MEMORY,
+        ActionType.EXPAND_STORAGE,
+        ActionType.SCALE_OUT,
+        ActionType.REPLACE_REPLICA,
+    }
+)
 # The condition that marks a decision this version could not carry out.
 APPLIED_CONDITION = "Applied"
 NOT_EXECUTABLE = "NotExecutable"
@@ -95,6 +127,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WARNING_PHASES = frozenset({RemediationPhase.FAILED, RemediationPhase.PENDING})
 
 
+class RefusedError(Exception):
+    """An approved decision the operator will not carry out, and why (for the record)."""
+
+
 class HealSettings(BaseSettings):
     """`DUET_HEAL_<FIELD>` environment variables."""
 
@@ -112,6 +148,13 @@ class HealSettings(BaseSettings):
         description="A platform still being provisioned is left to its reconcile this long"
         " after its creation: pods coming up are not symptoms, and a burst of new platforms"
         " should not cost a healer pass per pod event.",
+    )
+    quiet_recheck_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="A Ready platform whose last pass found nothing is looked at again after"
+        " this, not on every timer tick: for what only the database probes see (a disk"
+        " filling, replication lag), at a cost that stays small with hundreds of platforms.",
     )
     pending_ttl_seconds: float = Field(
         default=3600,
@@ -180,16 +223,120 @@ def past_decision(record: Remediation) -> PastDecision:
     )
 
 
-def autonomy_of(platform: DataPlatform) -> Autonomy:
+def autonomy_of(
+    platform: DataPlatform, default_mode: SpecAutonomyMode = SpecAutonomyMode.RECOMMEND
+) -> Autonomy:
+    """The platform's policy; its mode, when the spec leaves it unset, the operator's."""
     spec = platform.spec.autonomy
     return Autonomy(
-        mode=AutonomyMode(spec.mode.value),
+        mode=AutonomyMode((spec.mode or default_mode).value),
         max_actions_per_hour=spec.max_actions_per_hour,
         actions=frozenset(ActionType(a.value) for a in spec.actions),
     )
 
 
-def remediation_body(platform: DataPlatform, decision: Decision, name: str) -> Manifest:
+MEMORY_FIELDS = {
+    Component.CLICKHOUSE: AdjustedField.CLICKHOUSE_MEMORY,
+    Component.KEEPER: AdjustedField.KEEPER_MEMORY,
+    Component.POSTGRES: AdjustedField.POSTGRES_MEMORY,
+}
+STORAGE_FIELDS = {
+    Component.CLICKHOUSE: AdjustedField.CLICKHOUSE_STORAGE,
+    Component.KEEPER: AdjustedField.KEEPER_STORAGE,
+    Component.POSTGRES: AdjustedField.POSTGRES_STORAGE,
+}
+
+
+def limits_of(platform: DataPlatform) -> Limits:
+    """The playbook's bounds, with the figures the spec pins out of the healer's reach."""
+    pinned = pinned_fields(platform.spec.plan_request())
+    return Limits(
+        pinned_memory=frozenset(c for c, f in MEMORY_FIELDS.items() if f in pinned),
+        pinned_storage=frozenset(c for c, f in STORAGE_FIELDS.items() if f in pinned),
+        pinned_shards=AdjustedField.CLICKHOUSE_SHARDS in pinned,
+    )
+
+
+def component_of_statefulset(names: Names, statefulset: str) -> Component:
+    if statefulset == names.keeper:
+        return Component.KEEPER
+    if statefulset == names.postgres:
+        return Component.POSTGRES
+    return Component.CLICKHOUSE
+
+
+def statefulset_of_claim(claim: str) -> str:
+    """Claims of a StatefulSet's template are named `<template>-<statefulset>-<ordinal>`."""
+    return claim.removeprefix("data-").rsplit("-", 1)[0]
+
+
+def adjustment_for(record: Remediation, names: Names, now: datetime) -> Adjustment | None:
+    """The figure of the design an approved raiseMemory, expandStorage or scaleOut raises;
+    None for the other actions."""
+    action = ActionType(record.spec.action.type.value)
+    parameters = record.spec.action.parameters
+    if action is ActionType.RAISE_MEMORY:
+        field = MEMORY_FIELDS[component_of_statefulset(names, parameters["statefulset"])]
+    elif action is ActionType.EXPAND_STORAGE:
+        owner = statefulset_of_claim(parameters["claim"])
+        field = STORAGE_FIELDS[component_of_statefulset(names, owner)]
+    elif action is ActionType.SCALE_OUT:
+        field = AdjustedField.CLICKHOUSE_SHARDS
+    else:
+        return None
+    symptom = record.spec.symptom
+    return Adjustment(
+        field=field,
+        value=parameters["to"],
+        remediation=record.metadata.name,
+        reason=f"{symptom.type} on {symptom.object}"[:512],
+        at=now,
+    )
+
+
+def healing_condition(
+    status: DataPlatformStatus,
+    in_progress: Sequence[Remediation],
+    *,
+    generation: int | None,
+    now: datetime,
+) -> DataPlatformStatus | None:
+    """The status with `Healing` (and the phase) as the open decisions say, or None when it
+    already says so. A platform the healer never acted on has no Healing condition at all."""
+    current = find(status.conditions, ConditionType.HEALING)
+    if in_progress:
+        wanted, reason = True, Reason.REMEDIATING
+        message = "; ".join(
+            f"{r.metadata.name}: {r.spec.action.type} ({phase_of_record(r)})" for r in in_progress
+        )[:MAX_MESSAGE_CHARS]
+    elif current is None:
+        return None
+    else:
+        wanted, reason, message = False, Reason.NO_REMEDIATION, "no remediation in progress"
+    same = current is not None and (current.status == ConditionStatus.TRUE) == wanted
+    if same and current is not None and current.message == message:
+        return None
+    conditions = set_condition(
+        status.conditions,
+        ConditionType.HEALING,
+        wanted,
+        reason,
+        message,
+        generation=generation,
+        now=now,
+    )
+    was_ready = status.phase in (Phase.READY, Phase.DEGRADED, Phase.HEALING)
+    phase = platform_phase(conditions, was_ready=was_ready, has_design=status.design is not None)
+    return status.model_copy(update={"conditions": conditions, "phase": phase})
+
+
+def phase_of_record(record: Remediation) -> str:
+    return str(record.status.phase or RemediationPhase.PENDING)
+
+
+def remediation_body(
+    platform: DataPlatform, decision: Decision, name: str, mode: AutonomyMode
+) -> Manifest:
     """The Remediation for a decision that carries an action, as applied (no status: that is
     a subresource, written next; no `approved`: that field is the person's)."""
     diagnosis = decision.diagnosis
@@ -218,7 +365,7 @@ def remediation_body(platform: DataPlatform, decision: Decision, name: str) -> M
             "symptom": diagnosis.symptom.record(),
             "diagnosis": diagnosis.text,
             "action": {"type": str(diagnosis.action), "parameters": dict(diagnosis.parameters)},
-            "mode": str(platform.spec.autonomy.mode),
+            "mode": str(mode),
         },
     }
 
@@ -308,6 +455,7 @@ class Healer:
         reconciler: Reconciler,
         settings: HealSettings | None = None,
         thresholds: Thresholds | None = None,
+        probe_settings: ProbeSettings | None = None,
     ) -> None:
         self.kube = kube
         self.reconciler = reconciler
@@ -315,38 +463,51 @@ class Healer:
         # Platforms whose last pass saw no symptom and left nothing open: while they stay
         # Ready, the timer has nothing to look for (a pod going wrong makes them not Ready,
         # and its event runs a pass).
-        self.quiet: set[str] = set()
+        self.quiet: dict[str, float] = {}  # platform -> when (monotonic) it was found quiet
         self.thresholds = thresholds or Thresholds()
         # Platforms with a pass already queued on the lock: pod events coalesce into it.
         self.waiting: set[str] = set()
         self._active: dict[str, dict[str, Symptom]] = {}
         self._storage_classes_refused = False
+        self.probes = DatabaseProbes(
+            kube, probe_settings, cluster_domain=reconciler.render_config.cluster_domain
+        )
+
+    def is_quiet(self, key: str) -> bool:
+        """Found quiet at a pass less than `quiet_recheck_seconds` ago."""
+        since = self.quiet.get(key)
+        return since is not None and (
+            time.monotonic() - since < self.settings.quiet_recheck_seconds
+        )
 
     async def heal(self, platform: DataPlatform) -> list[Event]:
         now = datetime.now(UTC)
         observation, ledger = await asyncio.gather(self.observe(platform), self.records(platform))
-        autonomy = autonomy_of(platform)
+        autonomy = autonomy_of(platform, self.reconciler.settings.autonomy_default_mode)
         events = await self.progress(platform, observation, ledger, autonomy, now)
         symptoms = detect(observation, now, self.thresholds)
         key = f"{platform.metadata.namespace}/{platform.metadata.name}"
         if symptoms or any(phase_of(r) in OPEN_PHASES for r in ledger):
-            self.quiet.discard(key)
+            self.quiet.pop(key, None)
         else:
-            self.quiet.add(key)
+            self.quiet[key] = time.monotonic()
         events += self.track(platform, symptoms)
         history = ledger.history()
-        diagnoses = diagnose(observation, symptoms, now=now, history=history)
+        diagnoses = diagnose(
+            observation, symptoms, now=now, history=history, limits=limits_of(platform)
+        )
         for decision in decide(diagnoses, autonomy=autonomy, history=history, now=now):
             if decision.outcome is Outcome.SUPPRESSED or decision.diagnosis.action is None:
                 continue  # a symptom without a remedy is told by its SymptomDetected Event
             events += await self.record(platform, decision, ledger, autonomy, now)
-        return events
+        return events + await self.report_healing(platform, ledger, now)
 
     def forget(self, namespace: str, name: str) -> None:
         """The platform is gone: its gauges with it."""
         key = f"{namespace}/{name}"
         self._active.pop(key, None)
-        self.quiet.discard(key)
+        self.quiet.pop(key, None)
+        self.probes.forget(namespace, name)
         metrics.set_symptoms(key, {})
 
     # -- observe -------------------------------------------------------------------------
@@ -367,6 +528,7 @@ class Healer:
         if any(unwell(p.get("status") or {}) for p in pods):
             events = await self.kube.list_objects("v1", "Event", namespace, "")
         pod_names = {p["metadata"]["name"] for p in pods}
+        readings = await self.probes.observe(platform, pods)
         return Observation(
             platform=platform.metadata.name,
             namespace=namespace,
@@ -379,6 +541,11 @@ class Healer:
                 if (e.get("involvedObject") or {}).get("kind") == "Pod"
                 and (e.get("involvedObject") or {}).get("name") in pod_names
             ],
+            volumes=readings.volumes,
+            clickhouse_replicas=readings.clickhouse_replicas,
+            postgres_lag=readings.postgres_lag,
+            logs=readings.logs,
+            probes=readings.probes,
         )
 
     async def storage_classes(self) -> dict[str, Manifest]:
@@ -474,7 +641,7 @@ class Healer:
             ]
         try:
             message, extra = await self.execute(platform, record, action)
-        except KubeError as e:
+        except (KubeError, RefusedError) as e:
             message = f"{action} failed: {e}"
             return [await self.move(ledger, name, RemediationPhase.FAILED, message)]
         applied = await self.move(ledger, name, RemediationPhase.APPLIED, message, applied_at=now)
@@ -483,21 +650,112 @@ class Healer:
     async def execute(
         self, platform: DataPlatform, record: Remediation, action: ActionType
     ) -> tuple[str, list[Event]]:
+        """Carry out an approved decision; KubeError, or RefusedError with the reason, when it
+        cannot be. Each branch is idempotent: run again after an operator restart, it does
+        not repeat what was done."""
         parameters = record.spec.action.parameters
-        namespace = platform.metadata.namespace or "default"
         if action is ActionType.RESTART_POD:
             name, uid = parameters["pod"], parameters.get("uid", "")
-            pod = await self.kube.get("v1", "Pod", name, namespace)
-            # Idempotent: a pod already replaced (by this action before a restart of the
-            # operator, or by anything else) is not deleted again.
-            if pod is None or (uid and pod["metadata"].get("uid") != uid):
+            if not await self.delete_if_same(platform, "v1", "Pod", name, uid):
                 return f"pod {name} was already recreated", []
-            await self.kube.delete("v1", "Pod", name, namespace)
             return f"deleted pod {name}; its StatefulSet recreates it", []
+        if action is ActionType.REPLACE_REPLICA:
+            return await self.replace_replica(platform, record), []
+        adjustment = adjustment_for(record, self.reconciler.names(platform), datetime.now(UTC))
+        if adjustment is not None:
+            return await self.raise_figure(platform, adjustment)
         outcome = await self.reconciler.reconcile(platform)
         if outcome.apply_error:
             raise KubeError(0, "ApplyFailed", outcome.apply_error, parameters.get("target", ""))
         return "applied the platform's objects as rendered", list(outcome.events)
+
+    async def delete_if_same(
+        self, platform: DataPlatform, api_version: str, kind: str, name: str, uid: str
+    ) -> bool:
+        """Delete the object if it is still the one the decision was made about. Only the
+        platform's own objects: a Remediation is a request to the operator, and whoever may
+        create one must not reach other objects through it."""
+        namespace = platform.metadata.namespace or "default"
+        found = await self.kube.get(api_version, kind, name, namespace)
+        if found is None or (uid and found["metadata"].get("uid") != uid):
+            return False
+        owner = (found["metadata"].get("labels") or {}).get(PLATFORM_LABEL)
+        if owner != platform.metadata.name:
+            raise RefusedError(f"{kind} {name} is not one of platform {platform.metadata.name}'s")
+        await self.kube.delete(api_version, kind, name, namespace)
+        return True
+
+    async def replace_replica(self, platform: DataPlatform, record: Remediation) -> str:
+        """The claim first, then the pod: the claim, protected while the pod uses it, goes
+        when the pod goes, and the StatefulSet makes both anew; the replica then copies the
+        data back from its peers. Approved by a person (it deletes that replica's copy)."""
+        parameters = record.spec.action.parameters
+        claim, pod = parameters["claim"], parameters["pod"]
+        deleted_claim = await self.delete_if_same(
+            platform, "v1", "PersistentVolumeClaim", claim, parameters.get("claimUid", "")
+        )
+        deleted_pod = await self.delete_if_same(
+            platform, "v1", "Pod", pod, parameters.get("uid", "")
+        )
+        if not (deleted_claim or deleted_pod):
+            return f"claim {claim} and pod {pod} were already recreated"
+        return (
+            f"deleted claim {claim} and pod {pod}; the StatefulSet recreates both and the "
+            "replica copies its data from its peers"
+        )
+
+    async def raise_figure(
+        self, platform: DataPlatform, adjustment: Adjustment
+    ) -> tuple[str, list[Event]]:
+        """Raise one figure of the design: kept in status as an adjustment (a floor over every
+        later planning), then the platform is reconciled with it. Refused when the spec pins
+        the figure or when the design would cost more than the budget."""
+        design = platform.status.design
+        if design is None:
+            raise RefusedError("the platform has no design to raise")
+        request = platform.spec.plan_request()
+        prices = self.reconciler.settings.prices
+        if adjustment.field in pinned_fields(request):
+            raise RefusedError(f"the spec pins {adjustment.field}: change it there")
+        adjusted = adjust(design, [adjustment], request, prices)
+        budget = platform.spec.budget
+        if budget is not None and adjusted.estimated_monthly_cost_usd > budget.monthly_usd:
+            raise RefusedError(
+                f"{adjustment.field} {adjustment.value} would cost "
+                f"${adjusted.estimated_monthly_cost_usd:,.2f}/month, over the budget of "
+                f"${budget.monthly_usd:,.2f}: raise spec.budget.monthlyUSD or change the "
+                "design by hand"
+            )
+        adjustments = merged(platform.status.adjustments, adjustment)
+        status = platform.status.model_copy(update={"adjustments": adjustments, "design": adjusted})
+        # Written before the reconcile, which writes status only when it differs from the
+        # status it starts from: this one.
+        meta = platform.metadata
+        await self.kube.patch_status(
+            API_VERSION,
+            "DataPlatform",
+            meta.name,
+            meta.namespace or "default",
+            {
+                "design": adjusted.wire(),
+                "adjustments": [a.wire() for a in adjustments],
+            },
+        )
+        updated = platform.model_copy(update={"status": status})
+        outcome = await self.reconciler.reconcile(updated)
+        if outcome.apply_error:
+            raise KubeError(0, "ApplyFailed", outcome.apply_error, str(adjustment.field))
+        # The reconcile grows claims only with a new plan; this design is not one.
+        names = self.reconciler.names(platform)
+        error = await self.reconciler.grow_volumes(names, adjusted)
+        if error:
+            raise KubeError(0, "ApplyFailed", error, str(adjustment.field))
+        before = current_value(design, adjustment.field)
+        message = (
+            f"{adjustment.field} {before} -> {adjustment.value} in the design "
+            f"(now ${adjusted.estimated_monthly_cost_usd:,.2f}/month); applied"
+        )
+        return message, list(outcome.events)
 
     async def verify(
         self, name: str, ledger: Ledger, observation: Observation, now: datetime
@@ -539,10 +797,44 @@ class Healer:
         name = remediation_name(platform.metadata.name, key, ledger)
         if name in ledger:
             return events  # made already, whatever the policy thought (a safety net)
-        stored = await self.kube.apply(remediation_body(platform, decision, name))
+        stored = await self.kube.apply(remediation_body(platform, decision, name, autonomy.mode))
         ledger.put(Remediation.model_validate(stored))
         log.info("%s: %s %s", platform_key(platform), name, decision.reason)
         return events + await self.start(platform, name, ledger, autonomy, now)
+
+    async def report_healing(
+        self, platform: DataPlatform, ledger: Ledger, now: datetime
+    ) -> list[Event]:
+        """The platform's Healing condition and phase, written (and told) when they change.
+        Read anew: an action this pass may have reconciled the platform and written status."""
+        in_progress = [
+            r
+            for r in ledger
+            if phase_of(r) in (RemediationPhase.APPROVED, RemediationPhase.APPLIED)
+        ]
+        if healing_condition(platform.status, in_progress, generation=None, now=now) is None:
+            return []
+        meta = platform.metadata
+        namespace = meta.namespace or "default"
+        body = await self.kube.get(API_VERSION, "DataPlatform", meta.name, namespace)
+        if body is None:
+            return []
+        fresh = DataPlatform.model_validate(body)
+        status = healing_condition(
+            fresh.status, in_progress, generation=fresh.metadata.generation, now=now
+        )
+        if status is None:
+            return []
+        await self.kube.patch_status(
+            API_VERSION,
+            "DataPlatform",
+            meta.name,
+            namespace,
+            {"phase": status.phase, "conditions": [c.wire() for c in status.conditions]},
+        )
+        condition = find(status.conditions, ConditionType.HEALING)
+        assert condition is not None
+        return [Event("Normal", condition.reason, condition.message)]
 
     # -- writing -------------------------------------------------------------------------
 

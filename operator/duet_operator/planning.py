@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from duet_agents.planner import capacity
+from duet_agents.planner.adjustments import adjust
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign, PriceTable
 from duet_operator.models import DataPlatform
@@ -84,6 +85,8 @@ def plan_platform(
             tokens=proposal.usage.input_tokens + proposal.usage.output_tokens,
             cost_usd=float(proposal.cost_usd),
         )
+    # The healer's raised figures outlive the planning they came after (planning.md).
+    design = adjust(design, platform.status.adjustments, platform.spec.plan_request(), prices)
     if current is not None and design.clickhouse.shards < current.clickhouse.shards:
         message = (
             f"the new requirements give {design.clickhouse.shards} shards, fewer than the "

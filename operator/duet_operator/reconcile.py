@@ -375,6 +375,7 @@ def next_status(
             if design
             else None
         ),
+        adjustments=old.adjustments,
     )
 
 

@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duet_agents.llm.pricing import DEFAULT_LLM_PRICES, LLMPrices
 from duet_agents.planner.models import PriceTable
+from duet_operator.models.dataplatform import AutonomyMode
 from duet_operator.render.config import RenderConfig
 
 
@@ -51,6 +52,10 @@ class OperatorSettings(BaseSettings):
         default_factory=LLMPrices,
         description="Token prices added to (or overriding) the built-in table, model by model: "
         '{"models": {"openai": {"my-vllm-model": {"inputUSDPerMTok": 0, "outputUSDPerMTok": 0}}}}',
+    )
+    autonomy_default_mode: AutonomyMode = Field(
+        default=AutonomyMode.RECOMMEND,
+        description="The healer's mode for platforms whose spec.autonomy.mode is unset.",
     )
     clickhouse_image: str = RenderConfig.clickhouse_image
     keeper_image: str = RenderConfig.keeper_image

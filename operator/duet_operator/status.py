@@ -21,6 +21,7 @@ class ConditionType(enum.StrEnum):
     PLANNED = "Planned"
     PROVISIONED = "Provisioned"
     READY = "Ready"
+    HEALING = "Healing"  # written by the healer: a remediation is being carried out
 
 
 class Reason(enum.StrEnum):
@@ -38,6 +39,8 @@ class Reason(enum.StrEnum):
     INVALID_SPEC = "InvalidSpec"
     PLATFORM_NOT_FOUND = "PlatformNotFound"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a reason, not a password)
+    REMEDIATING = "Remediating"
+    NO_REMEDIATION = "NoRemediation"
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
@@ -82,6 +85,8 @@ def phase_of(conditions: list[Condition], *, was_ready: bool, has_design: bool) 
     """One word for `kubectl get dp`; the conditions carry the detail."""
     if is_true(conditions, ConditionType.READY):
         return Phase.READY
+    if has_design and is_true(conditions, ConditionType.HEALING):
+        return Phase.HEALING
     planned = find(conditions, ConditionType.PLANNED)
     if not has_design:
         failed = planned is not None and planned.status == ConditionStatus.FALSE

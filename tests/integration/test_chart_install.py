@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from duet_operator.models import GROUP, VERSION
@@ -64,11 +63,6 @@ class Tools:
         if result.returncode != 0:
             raise AssertionError(f"{binary.name} {' '.join(args)} failed: {result.stderr}")
         return result.stdout
-
-
-@pytest.fixture
-def apps(api_client: Any) -> Any:
-    return client.AppsV1Api(api_client)
 
 
 @pytest.fixture(scope="module")

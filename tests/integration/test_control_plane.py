@@ -72,11 +72,6 @@ def pod_ready(pod: Any) -> bool:
 
 
 @pytest.fixture
-def apps(api_client: Any) -> Any:
-    return client.AppsV1Api(api_client)
-
-
-@pytest.fixture
 def running_set(core: Any, apps: Any, namespace: str) -> list[Any]:
     """A three-replica StatefulSet with volume claims, all Running and Ready."""
     apps.create_namespaced_stateful_set(namespace, statefulset("db", 3))

@@ -25,11 +25,6 @@ READY = 90
 PLATFORM_LABEL = "duet.aidatalabs.ai/platform"
 
 
-@pytest.fixture
-def apps(api_client: Any) -> Any:
-    return client.AppsV1Api(api_client)
-
-
 def body(name: str, **spec: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"requirements": {"dataVolume": "100Gi"}}
     return {

@@ -156,6 +156,13 @@ def platform_events(core: Any, namespace: str, name: str) -> list[tuple[str, str
     return [(e.type, e.reason) for e in found.items]
 
 
+def platform_messages(core: Any, namespace: str, name: str) -> list[tuple[str, str]]:
+    found = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=DataPlatform,involvedObject.name={name}"
+    )
+    return [(e.reason, e.message) for e in found.items]
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
@@ -320,3 +327,111 @@ def test_a_restarted_operator_makes_no_duplicate_and_acts_on_an_approval_given_m
     assert verified["metadata"]["name"] == name
     healthy_replacement(core, namespace, pod, old_uid)
     assert [r["metadata"]["name"] for r in remediations(custom, namespace)] == [name]
+
+
+def statefulset_memory(apps: Any, namespace: str, name: str) -> str:
+    sts = apps.read_namespaced_stateful_set(name, namespace)
+    container = next(c for c in sts.spec.template.spec.containers if c.name == "clickhouse")
+    memory: str = container.resources.limits["memory"]
+    return memory
+
+
+def test_auto_mode_raises_the_memory_of_an_oom_killed_replica_in_the_design(
+    healer: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    body = platform_body("oom", "auto", actions=["restartPod", "raiseMemory"])
+    ready_platform(custom, namespace, body)
+    pod, sts = "oom-clickhouse-0-0", "oom-clickhouse-0"
+    before = statefulset_memory(apps, namespace, sts)
+    inject_failure(core, (namespace, pod), Failure.OOM_KILLED)
+
+    applied = wait_remediation(custom, namespace, pod, "Applied")
+    action = applied["spec"]["action"]
+    assert action["type"] == "raiseMemory"
+    assert action["parameters"]["statefulset"] == sts
+    wanted = action["parameters"]["to"]
+    platform = custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "dataplatforms", "oom"
+    )
+    healing = next(c for c in platform["status"]["conditions"] if c["type"] == "Healing")
+    assert healing["status"] == "True"
+    assert applied["metadata"]["name"] in healing["message"]
+
+    verified = wait_remediation(custom, namespace, pod, "Verified", timeout=2 * HEALED)
+    assert "runs clickhouse with" in verified["status"]["message"]
+    # The raise is the design's: the StatefulSet, status.design and status.adjustments agree,
+    # and the drift timer's reconciles keep it.
+    assert statefulset_memory(apps, namespace, sts) == wanted != before
+    status = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatforms", "oom")[
+        "status"
+    ]
+    assert status["design"]["clickhouse"]["resources"]["memory"] == wanted
+    (adjustment,) = status["adjustments"]
+    assert adjustment["field"] == "clickhouse.resources.memory"
+    assert (adjustment["value"], adjustment["remediation"]) == (
+        wanted,
+        verified["metadata"]["name"],
+    )
+    assert any(line.startswith("healer: ") for line in status["design"]["rationale"])
+
+    def healed() -> bool:
+        found = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "dataplatforms", "oom"
+        )["status"]
+        condition = next(c for c in found["conditions"] if c["type"] == "Healing")
+        return bool(condition["status"] == "False" and found["phase"] == "Ready")
+
+    wait_until(healed, timeout=30, what="Healing False and the platform Ready")
+    reasons = {reason for _, reason in platform_events(core, namespace, "oom")}
+    assert {"RemediationApplied", "RemediationVerified"} <= reasons
+
+
+def test_a_replica_a_restart_did_not_cure_is_replaced_on_approval(
+    healer: OperatorProcess, kubeconfig: Path, custom: Any, core: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("rep", "auto", replicas=2))
+    pod = "rep-clickhouse-0-0"
+    claim = f"data-{pod}"
+    old_claim_uid = core.read_namespaced_persistent_volume_claim(claim, namespace).metadata.uid
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+    restart = wait_remediation(custom, namespace, pod, "Applied")
+    assert restart["spec"]["action"]["type"] == "restartPod"
+    # The new pod fails the same way: the restart did not cure it.
+    replacement = healthy_replacement(
+        core, namespace, pod, restart["spec"]["action"]["parameters"]["uid"]
+    )
+    inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+    def pending_replace() -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in remediations(custom, namespace)
+                if r["spec"]["action"]["type"] == "replaceReplica"
+                and (r.get("status") or {}).get("phase") == "Pending"
+            ),
+            None,
+        )
+
+    pending = wait_until(pending_replace, timeout=2 * HEALED, what="a pending replaceReplica")
+    assert "approval" in pending["status"]["message"]
+    assert pending["spec"]["action"]["parameters"]["claim"] == claim
+    assert core.read_namespaced_persistent_volume_claim(claim, namespace).metadata.uid == (
+        old_claim_uid
+    ), "nothing that deletes data happens before approval"
+
+    approved = duet(kubeconfig, "approve", pending["metadata"]["name"], "-n", namespace)
+    assert approved.returncode == 0, approved.stderr
+
+    def rebuilt() -> dict[str, Any] | None:
+        found = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "remediations", pending["metadata"]["name"]
+        )
+        return found if (found.get("status") or {}).get("phase") == "Verified" else None
+
+    verified = wait_until(rebuilt, timeout=2 * HEALED, what="the replaced replica verified")
+    assert "rebuilt on a new volume" in verified["status"]["message"]
+    new_claim = core.read_namespaced_persistent_volume_claim(claim, namespace)
+    assert new_claim.metadata.uid != old_claim_uid
+    assert new_claim.metadata.deletion_timestamp is None
+    assert pod_uid(core, namespace, pod) != replacement.metadata.uid

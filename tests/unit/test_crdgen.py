@@ -63,7 +63,11 @@ def test_dataplatform_schema_has_defaults_cel_rules_and_field_docs() -> None:
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["required"] == ["requirements"]
     assert spec["properties"]["deletionPolicy"]["default"] == "Retain"
-    assert spec["properties"]["autonomy"]["default"]["mode"] == "recommend"
+    # Unset, the mode is the operator's default (the chart's autonomy.defaultMode).
+    autonomy = spec["properties"]["autonomy"]
+    assert "mode" not in autonomy["default"]
+    assert autonomy["default"]["maxActionsPerHour"] == 6
+    assert autonomy["properties"]["mode"]["enum"] == ["observe", "recommend", "auto"]
     assert spec["properties"]["postgres"]["default"] == {"enabled": True}
     rules = [v["rule"] for v in spec["x-kubernetes-validations"]]
     assert any("availability != 'high'" in r for r in rules)

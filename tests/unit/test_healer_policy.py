@@ -18,6 +18,7 @@ from duet_agents.healer.symptoms import Cause, Symptom, SymptomType, detect
 from duet_operator.models.dataplatform import AutonomyMode as OperatorMode
 from duet_operator.models.dataplatform import AutonomySpec
 from duet_operator.models.remediation import RemediationPhase
+from duet_operator.settings import OperatorSettings
 from tests.unit.test_healer_readings import NOW, crash_loop, kwok_pod, kwok_statefulset, observation
 
 A = ActionType
@@ -75,8 +76,9 @@ def test_the_vocabulary_matches_the_dataplatform_and_remediation_resources() -> 
     assert {m.value for m in AutonomyMode} == {m.value for m in OperatorMode}
     assert {p.value for p in DecisionPhase} == {p.value for p in RemediationPhase}
     spec = AutonomySpec()
+    assert spec.mode is None  # the operator's default: OperatorSettings().autonomy_default_mode
     mirrored = Autonomy(
-        mode=spec.mode.value,
+        mode=OperatorSettings().autonomy_default_mode.value,
         max_actions_per_hour=spec.max_actions_per_hour,
         actions=[a.value for a in spec.actions],
     )

@@ -71,7 +71,7 @@ def stored(body: dict[str, Any], phase: str | None = None, **status: Any) -> Rem
 
 
 def record(name: str, key: str = KEY, phase: str | None = None) -> Remediation:
-    body = remediation_body(web(), crash_decision(), name)
+    body = remediation_body(web(), crash_decision(), name, autonomy_of(web()).mode)
     body["metadata"]["labels"][SYMPTOM_LABEL] = symptom_hash(key)
     return stored(body, phase)
 
@@ -119,7 +119,7 @@ def test_other_symptoms_do_not_count() -> None:
 def test_a_decision_becomes_a_remediation_owned_by_its_platform() -> None:
     decision = crash_decision()
     owner = web()
-    body = remediation_body(owner, decision, "web-abc-1")
+    body = remediation_body(owner, decision, "web-abc-1", autonomy_of(owner).mode)
     meta = body["metadata"]
     assert (meta["name"], meta["namespace"]) == ("web-abc-1", "analytics")
     assert meta["labels"][PLATFORM_LABEL] == "web"
@@ -164,7 +164,9 @@ def test_where_a_new_record_starts_follows_the_policy(
     owner = web(mode, actions=listed)
     seen = crash_decision(mode)
     (decision,) = decide([seen.diagnosis], autonomy=autonomy_of(owner), history=[], now=NOW)
-    started = first_phase(stored(remediation_body(owner, decision, "web-abc-1")))
+    started = first_phase(
+        stored(remediation_body(owner, decision, "web-abc-1", autonomy_of(owner).mode))
+    )
     assert started[0] is phase
     assert message in started[1]
 
@@ -173,7 +175,7 @@ def test_where_a_new_record_starts_follows_the_policy(
 
 
 def test_the_policy_reads_a_record_back_and_does_not_decide_it_twice() -> None:
-    body = remediation_body(web(), crash_decision(), "web-abc-1")
+    body = remediation_body(web(), crash_decision(), "web-abc-1", autonomy_of(web()).mode)
     for phase in ("Pending", "Approved", "Applied", None):
         history = [past_decision(stored(body, phase))]
         assert history[0].symptom_key == KEY
@@ -185,7 +187,7 @@ def test_the_policy_reads_a_record_back_and_does_not_decide_it_twice() -> None:
 
 
 def test_a_record_without_a_status_yet_counts_as_pending() -> None:
-    body = remediation_body(web(), crash_decision(), "web-abc-1")
+    body = remediation_body(web(), crash_decision(), "web-abc-1", autonomy_of(web()).mode)
     past = past_decision(stored(body))
     assert past.phase is DecisionPhase.PENDING
     assert past.mode is AutonomyMode.AUTO
@@ -194,7 +196,7 @@ def test_a_record_without_a_status_yet_counts_as_pending() -> None:
 
 
 def test_an_action_this_version_cannot_execute_cools_down_instead_of_coming_back() -> None:
-    body = remediation_body(web(), crash_decision(), "web-abc-1")
+    body = remediation_body(web(), crash_decision(), "web-abc-1", autonomy_of(web()).mode)
     condition = {
         "type": "Applied",
         "status": "False",
@@ -223,7 +225,7 @@ def test_the_platforms_autonomy_in_the_policys_words() -> None:
 
 
 def test_only_unapproved_pending_records_go_stale() -> None:
-    body = remediation_body(web(), crash_decision(), "web-abc-1")
+    body = remediation_body(web(), crash_decision(), "web-abc-1", autonomy_of(web()).mode)
     ttl = timedelta(seconds=30)
     assert is_stale(stored(body, "Pending"), NOW, ttl)
     assert not is_stale(stored(body, "Pending"), NOW, timedelta(hours=1))

@@ -76,6 +76,12 @@ class Limits(CamelModel):
         " promoted: the writes it misses would be lost.",
     )
 
+    # What the user fixed in the platform's spec is theirs to change: the healer proposes no
+    # raise of a pinned figure (and says why), rather than one the operator would not apply.
+    pinned_memory: frozenset[Component] = frozenset()
+    pinned_storage: frozenset[Component] = frozenset()
+    pinned_shards: bool = False
+
     def bounds(self, component: Component) -> ComponentBounds:
         return {
             Component.CLICKHOUSE: self.clickhouse,

@@ -106,6 +106,11 @@ class RaiseMemory(Action):
         container = symptom.container
         if container is None:
             raise NotApplicableError("the symptom does not name the container")
+        if pod.component in limits.pinned_memory:
+            raise NotApplicableError(
+                f"the spec pins the memory of {pod.component}: raise it there if the diagnosis"
+                " holds"
+            )
         current = _memory(sts, pod, container)
         maximum = parse_quantity(limits.bounds(pod.component).max_memory)
         wanted = raised_memory(current, limits.memory_step, maximum)
@@ -190,6 +195,11 @@ class ExpandStorage(Action):
             raise NotApplicableError(f"claim {claim.name} has no capacity yet")
         pod = observation.pod(claim.pod)
         component = pod.component if pod else (symptom.component or Component.CLICKHOUSE)
+        if component in limits.pinned_storage:
+            raise NotApplicableError(
+                f"the spec pins the storage size of {component}: grow it there if the"
+                " diagnosis holds"
+            )
         current = _q(claim.capacity)
         maximum = parse_quantity(limits.bounds(component).max_storage)
         wanted = expanded_storage(
@@ -330,6 +340,8 @@ class ScaleOut(Action):
         shards = _shards(observation)
         if not shards:
             raise NotApplicableError("no ClickHouse shard StatefulSets were observed")
+        if limits.pinned_shards:
+            raise NotApplicableError("the spec pins the number of shards: change it there")
         if len(shards) >= limits.max_shards:
             raise NotApplicableError(f"the platform has the maximum of {limits.max_shards} shards")
         return {

@@ -65,9 +65,9 @@ async def _heal(memo: Any, namespace: str, name: str, *, timer: bool = False) ->
 
 
 def _quiet(platform: DataPlatform, healer: Healer) -> bool:
-    """Ready, with every replica ready, and nothing seen or open at the last pass."""
+    """Ready, with every replica ready, and nothing seen or open at a recent pass."""
     key = f"{platform.metadata.namespace}/{platform.metadata.name}"
-    return platform.status.phase == Phase.READY and key in healer.quiet
+    return platform.status.phase == Phase.READY and healer.is_quiet(key)
 
 
 def _provisioning(platform: DataPlatform, settings: HealSettings) -> bool:

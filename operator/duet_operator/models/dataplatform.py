@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from duet_agents.planner.adjustments import Adjustment
 from duet_agents.planner.models import (
     Budget,
     ClickHousePin,
@@ -92,9 +93,10 @@ class AutonomySpec(CamelModel):
         )
     )
 
-    mode: AutonomyMode = Field(
-        default=AutonomyMode.RECOMMEND,
-        description="observe: record only; recommend: wait for approval; auto: act on `actions`.",
+    mode: AutonomyMode | None = Field(
+        default=None,
+        description="observe: record only; recommend: wait for approval; auto: act on"
+        " `actions`. Unset: the operator's default (the chart's autonomy.defaultMode).",
     )
     max_actions_per_hour: int = Field(default=6, ge=0, le=60)
     actions: list[RemediationAction] = Field(
@@ -194,6 +196,12 @@ class DataPlatformStatus(CamelModel):
     )
     endpoints: Endpoints | None = None
     planner: PlannerStatus | None = None
+    adjustments: list[Adjustment] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Figures the healer raised (memory, storage, shards), each with the"
+        " Remediation that did: floors over every later design. A figure pinned in spec wins.",
+    )
 
 
 class DataPlatform(CamelModel):
