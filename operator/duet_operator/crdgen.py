@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from duet_operator import yamlio
-from duet_operator.models import DataPlatform, QueryAgent, Remediation
+from duet_operator.models import DataPlatform, DataPlatformBackup, QueryAgent, Remediation
 from duet_operator.models.common import GROUP, VERSION
 
 JsonSchema = dict[str, Any]
@@ -113,6 +113,19 @@ KINDS = (
             PrinterColumn("Action", ".spec.action.type"),
             PrinterColumn("Phase", ".status.phase"),
             PrinterColumn("Mode", ".spec.mode", priority=1),
+            AGE,
+        ),
+    ),
+    Kind(
+        DataPlatformBackup,
+        plural="dataplatformbackups",
+        short_names=("dpbackup",),
+        columns=(
+            PrinterColumn("Platform", ".spec.platformRef.name"),
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Size", ".status.sizeBytes", "integer", description="Bytes"),
+            PrinterColumn("Duration", ".status.durationSeconds", "number", description="Seconds"),
+            PrinterColumn("Location", ".status.location", priority=1),
             AGE,
         ),
     ),

@@ -3,6 +3,11 @@
 `make crds` generates crds/*.yaml from these; CI fails when the files drift from them.
 """
 
+from duet_operator.models.backup import (
+    DataPlatformBackup,
+    DataPlatformBackupSpec,
+    DataPlatformBackupStatus,
+)
 from duet_operator.models.common import API_VERSION, GROUP, VERSION
 from duet_operator.models.dataplatform import DataPlatform, DataPlatformSpec, DataPlatformStatus
 from duet_operator.models.queryagent import QueryAgent, QueryAgentSpec, QueryAgentStatus
@@ -13,6 +18,9 @@ __all__ = [
     "GROUP",
     "VERSION",
     "DataPlatform",
+    "DataPlatformBackup",
+    "DataPlatformBackupSpec",
+    "DataPlatformBackupStatus",
     "DataPlatformSpec",
     "DataPlatformStatus",
     "QueryAgent",

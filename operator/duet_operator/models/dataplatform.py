@@ -17,6 +17,7 @@ from duet_agents.planner.models import (
     Requirements,
 )
 from duet_agents.schema import CamelModel
+from duet_operator.models.backup import BackupSpec, RestoreFrom
 from duet_operator.models.common import (
     API_VERSION,
     Condition,
@@ -150,6 +151,16 @@ class DataPlatformSpec(CamelModel):
         default=DeletionPolicy.RETAIN,
         description="Retain keeps volumes and Secrets when the platform is deleted;"
         " Delete removes them.",
+    )
+    backup: BackupSpec | None = Field(
+        default=None,
+        description="Scheduled backups; none when unset. Validated and stored; this operator"
+        " version does not run them yet (docs/backup.md).",
+    )
+    restore_from: RestoreFrom | None = Field(
+        default=None,
+        description="Start from a backup's data, when the platform is created. Validated and"
+        " stored; this operator version does not restore yet (docs/backup.md).",
     )
 
     def plan_request(self) -> PlanRequest:

@@ -1,0 +1,163 @@
+"""Backups: `DataPlatform.spec.backup` (a schedule, a retention count and a target),
+`spec.restoreFrom`, and the DataPlatformBackup resource, one backup run with its outcome.
+
+A target is a volume claim or an S3-compatible bucket. Duet writes each run under
+`<prefix>/<platform>/<UTC stamp>/<component>` there (duet_agents.backup.layout); the status
+of a DataPlatformBackup says where, how big, and how long it took.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from duet_agents.backup.layout import Component
+from duet_agents.backup.schedule import CRON_PATTERN, check_cron
+from duet_agents.schema import CamelModel, ObjectName, Quantity
+from duet_operator.models.common import API_VERSION, Condition, ObjectMeta, cel, validated_by
+
+CronSchedule = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=CRON_PATTERN),
+    AfterValidator(check_cron),
+]
+# Keys S3 accepts without escaping, in segments; no leading or trailing slash.
+S3_PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$"
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+SecretKey = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+
+
+class PvcTarget(CamelModel):
+    """A volume: an existing claim, or one Duet makes of `size`. ClickHouse servers write
+    their part of a backup to it themselves, so with more than one ClickHouse pod it needs
+    ReadWriteMany (see docs/backup.md)."""
+
+    model_config = validated_by(
+        cel(
+            "has(self.claimName) != has(self.size)",
+            "set exactly one of claimName (an existing claim) and size (a claim Duet makes)",
+        ),
+        cel(
+            "has(self.size) || !has(self.storageClass)",
+            "storageClass applies only to a claim Duet makes (with size)",
+            ".storageClass",
+        ),
+    )
+
+    claim_name: ObjectName | None = None
+    size: Quantity | None = None
+    storage_class: ObjectName | None = Field(
+        default=None, description="The cluster default when unset."
+    )
+
+
+class S3SecretRef(CamelModel):
+    """A Secret holding the access key pair, under the keys named here."""
+
+    name: ObjectName
+    access_key_id_key: SecretKey = "access-key-id"
+    secret_access_key_key: SecretKey = "secret-access-key"  # noqa: S105 - a key's name
+
+
+class S3Target(CamelModel):
+    endpoint: str = Field(
+        max_length=2048,
+        pattern=r"^https?://[^/?#]+/?$",
+        description="The service's base URL, e.g. https://s3.eu-west-1.amazonaws.com or"
+        " http://minio.storage:9000; the bucket is addressed path-style under it.",
+    )
+    bucket: str = Field(pattern=S3_BUCKET_PATTERN, max_length=63)
+    prefix: str | None = Field(
+        default=None, max_length=512, pattern=S3_PREFIX_PATTERN, description="Key prefix."
+    )
+    region: str = Field(default="us-east-1", max_length=64, pattern=r"^[a-z0-9-]+$")
+    secret_ref: S3SecretRef
+
+
+class BackupTarget(CamelModel):
+    model_config = validated_by(
+        cel("has(self.pvc) != has(self.s3)", "set exactly one of pvc and s3"),
+    )
+
+    pvc: PvcTarget | None = None
+    s3: S3Target | None = None
+
+
+class BackupSpec(CamelModel):
+    """Scheduled backups of the platform's ClickHouse and PostgreSQL."""
+
+    schedule: CronSchedule = Field(
+        description="When, in cron form (`0 2 * * *`: 02:00 every day, in the controller"
+        " manager's time zone) or a descriptor (`@daily`)."
+    )
+    retention: int = Field(
+        default=7, ge=1, le=1000, description="Completed scheduled backups to keep."
+    )
+    target: BackupTarget
+
+
+class RestoreFrom(CamelModel):
+    """Create the platform's databases from a backup instead of empty."""
+
+    backup: ObjectName = Field(description="A DataPlatformBackup in the same namespace.")
+
+
+# -- DataPlatformBackup --------------------------------------------------------------------
+
+
+class BackupPlatformRef(CamelModel):
+    name: ObjectName
+
+
+BackupComponent = Component
+
+
+class DataPlatformBackupSpec(CamelModel):
+    model_config = validated_by(
+        cel("self == oldSelf", "a backup's spec cannot change; create a new backup instead"),
+    )
+
+    platform_ref: BackupPlatformRef
+    target: BackupTarget | None = Field(
+        default=None, description="Where to write; the platform's spec.backup.target if unset."
+    )
+    components: list[BackupComponent] = Field(
+        default=[BackupComponent.CLICKHOUSE, BackupComponent.POSTGRES],
+        min_length=1,
+        max_length=2,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class BackupPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class DataPlatformBackupStatus(CamelModel):
+    phase: BackupPhase | None = None
+    observed_generation: int | None = Field(default=None, ge=0)
+    conditions: list[Condition] = Field(default_factory=list)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+    duration_seconds: float | None = Field(default=None, ge=0)
+    location: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Where the backup is: the claim and path, or the s3:// URL of its prefix.",
+    )
+    message: str | None = Field(default=None, max_length=4096)
+
+
+class DataPlatformBackup(CamelModel):
+    api_version: Literal["duet.aidatalabs.ai/v1alpha1"] = API_VERSION
+    kind: Literal["DataPlatformBackup"] = "DataPlatformBackup"
+    metadata: ObjectMeta
+    spec: DataPlatformBackupSpec
+    status: DataPlatformBackupStatus = Field(default_factory=DataPlatformBackupStatus)
