@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from duet_agents.llm.metrics import LLMMetrics
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECONCILE_TOTAL = Counter(
@@ -107,34 +109,13 @@ def set_symptoms(platform: str, counts: dict[str, int]) -> None:
         SYMPTOMS_ACTIVE.labels(platform, symptom).set(count)
 
 
-# -- model calls (duet_operator.llm_metrics) ---------------------------------------------------
+# -- model calls (duet_operator.llm_metrics; the names are duet_agents.llm.metrics') -----------
 
-LLM_REQUESTS = Counter(
-    "duet_llm_requests_total",
-    "Calls to a chat model, by agent, provider, model and outcome (ok, timeout, rate_limited,"
-    " unavailable, rejected, bad_output, error).",
-    ["agent", "provider", "model", "outcome"],
-    registry=REGISTRY,
-)
-LLM_TOKENS = Counter(
-    "duet_llm_tokens_total",
-    "Tokens the calls consumed, by direction (input, output).",
-    ["agent", "provider", "model", "direction"],
-    registry=REGISTRY,
-)
-LLM_COST = Counter(
-    "duet_llm_cost_usd_total",
-    "What the calls cost, from the price table (0 for a model without a price).",
-    ["agent", "provider", "model"],
-    registry=REGISTRY,
-)
-LLM_DURATION = Histogram(
-    "duet_llm_request_duration_seconds",
-    "Time of one call, the SDK's retries included.",
-    ["agent", "provider", "model"],
-    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120),
-    registry=REGISTRY,
-)
+LLM = LLMMetrics(REGISTRY)
+LLM_REQUESTS = LLM.requests
+LLM_TOKENS = LLM.tokens
+LLM_COST = LLM.cost
+LLM_DURATION = LLM.duration
 PLANNER_FALLBACKS = Counter(
     "duet_planner_fallbacks_total",
     "Plans where the built-in design was used instead of a model's, by reason.",

@@ -1,6 +1,7 @@
 """The query server (`duet query serve`): read-only SQL and schema over HTTP, with metrics.
 
     POST /v1/ask      {"question": "..."}  -> the SQL it was read as, how, and the rows
+                                            (the built-in engine, or a model: see ask())
     POST /v1/sql      {"sql": "..."}       -> columns, rows, truncated, the SQL that ran
     GET  /v1/schema                        -> the catalog the agent may show
     GET  /healthz, GET /metrics
@@ -9,11 +10,13 @@ Every statement passes the table filter and the SQL firewall, then runs on an en
 session is read-only at the database. Errors are one shape, `{"error": {"code", "message"}}`;
 a refusal says why, and never echoes credentials. Engines are synchronous (see
 engines/base.py), so handlers are plain functions that FastAPI runs in its thread pool,
-drawing a connection from a small pool.
+drawing a connection from a small pool. `/v1/ask` is async: a model engine awaits its HTTP
+calls on the loop and runs its statements in the pool's threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import queue
 import threading
@@ -21,9 +24,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,20 +38,31 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
+from duet_agents.llm.base import ChatModel
+from duet_agents.llm.metrics import Instrumented, LLMMetrics
 from duet_agents.query import guarded
 from duet_agents.query.catalog import Catalog
 from duet_agents.query.docs import render_markdown, sample_values
 from duet_agents.query.engines import Engine, Limits, QueryError, connect
+from duet_agents.query.engines.base import Result
 from duet_agents.query.engines.errors import QueryTimeoutError
 from duet_agents.query.engines.urls import DatabaseURL, Scheme, parse_url
 from duet_agents.query.firewall import Dialect
-from duet_agents.query.nl import Refused, Translator, ValueIndex, collect_values
+from duet_agents.query.nl import Answered, Refused, Translator, ValueIndex, collect_values
+from duet_agents.query.settings import Engine as AskEngine
 from duet_agents.query.settings import QueryServerSettings
 from duet_agents.query.tables import TableFilter
+
+if TYPE_CHECKING:
+    from duet_agents.query.llm import LLMAnswer, SchemaIndex
 
 # chDB holds one data directory per process: one connection. Servers take a few, so a slow
 # query does not hold up every other request.
 POOL_SIZE = 4
+# The model used when a QueryAgent names a provider but no model (as the planner's defaults).
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1"}
+# One question through a model, every round included: beyond this the built-in engine answers.
+MODEL_DEADLINE_SECONDS = 120.0
 
 
 class SqlRequest(BaseModel):
@@ -66,10 +81,27 @@ class QueryAnswer(BaseModel):
     elapsed_ms: float
 
 
+class ModelReport(BaseModel):
+    """The model calls behind one answer: paid for whichever engine answered."""
+
+    provider: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    # False when the model has no price in the table (its cost is counted as 0).
+    price_known: bool
+
+
 class AskAnswer(QueryAnswer):
     question: str
     explanation: str
+    # Who wrote the SQL: builtin, anthropic or openai.
     engine: str
+    llm: ModelReport | None = None
+    # Why the built-in engine answered although a model engine is configured.
+    fallback_reason: str | None = None
 
 
 class ApiError(Exception):
@@ -108,6 +140,12 @@ class Metrics:
             buckets=(0, 1, 10, 100, 1000, 10_000, 100_000),
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "duet_query_engine_fallbacks",
+            "Questions the built-in engine answered because the model gave no usable answer.",
+            registry=self.registry,
+        )
+        self.llm = LLMMetrics(self.registry)
 
 
 class RateLimiter:
@@ -204,6 +242,7 @@ class QueryService:
     def __init__(
         self, settings: QueryServerSettings, engine_factory: Callable[[], Engine] | None
     ) -> None:
+        self.settings = settings
         self.url = database_url(settings)
         limits = Limits(max_rows=settings.max_rows, timeout_seconds=settings.timeout_seconds)
         url = self.url
@@ -216,6 +255,8 @@ class QueryService:
         self._docs: str | None = None
         self._values: ValueIndex | None = None
         self._translator: Translator | None = None
+        self._schema_index: SchemaIndex | None = None
+        self._model: ChatModel | None = None
         self.databases = frozenset(settings.databases)
 
     def catalog(self) -> Catalog:
@@ -248,25 +289,141 @@ class QueryService:
                 self._values = collect_values(engine, catalog)
         return self._values
 
-    def ask(self, question: str) -> AskAnswer:
-        """The built-in engine's SQL for `question` over the tables this agent may show, run
-        like any other statement (table filter, firewall, read-only session)."""
-        if self._translator is None:
-            self._translator = Translator(self.catalog(), values=self.values())
-        translation = self._translator.answer(question)
+    async def ask(self, question: str) -> AskAnswer:
+        """`question` answered by the configured engine over the tables this agent may show,
+        its SQL run like any other statement (table filter, firewall, read-only session).
+
+        A model engine whose model gives no usable answer (unreachable, timed out, not
+        configured, nonsense after the repairs) hands the question to the built-in engine,
+        and the answer says so (`engine`, `fallback_reason`). A statement the model wrote
+        that stays refused or failing is the answer: the built-in engine is not asked.
+        """
+        if self.settings.engine is AskEngine.BUILTIN:
+            return await run_in_threadpool(self.ask_builtin, question)
+        return await self.ask_model(question)
+
+    def ask_builtin(self, question: str, *, fallback_reason: str | None = None) -> AskAnswer:
+        """The built-in engine's SQL for `question`, run; ApiError 422 when it cannot read it."""
+        translation = self._translate(question)
         if isinstance(translation, Refused):
             self.metrics.blocked.labels("cannot_answer").inc()
-            detail = translation.reason
-            if translation.unlinked:
-                detail += f" (not found in the schema: {', '.join(translation.unlinked)})"
-            raise ApiError(422, "cannot_answer", detail)
+            raise ApiError(422, "cannot_answer", _refusal(translation))
         result = self.run_sql(translation.sql)
         return AskAnswer(
             **result.model_dump(),
             question=question,
             explanation=translation.explanation,
             engine="builtin",
+            fallback_reason=fallback_reason,
         )
+
+    async def ask_model(self, question: str) -> AskAnswer:
+        # LangGraph and the model SDKs load here, on the first question to a model engine.
+        from duet_agents.query.llm import ask_with_model  # noqa: PLC0415
+
+        schema = await run_in_threadpool(self.schema_index)
+        model = self.chat_model()
+        try:
+            answer = await asyncio.wait_for(
+                ask_with_model(
+                    question, model, schema=schema, execute=self._execute, tables=self.tables
+                ),
+                timeout=MODEL_DEADLINE_SECONDS,
+            )
+        except TimeoutError:
+            reason = f"the {model.provider} model {model.model} gave no answer within "
+            reason += f"{MODEL_DEADLINE_SECONDS:g} s"
+            return await self._fall_back(question, reason, None)
+        self._count(answer)
+        report = _report(answer)
+        if answer.answered:
+            return AskAnswer(
+                columns=answer.columns,
+                rows=answer.rows,
+                truncated=answer.truncated,
+                sql=answer.sql or "",
+                elapsed_ms=answer.elapsed_ms,
+                question=question,
+                explanation=answer.explanation,
+                engine=model.provider,
+                llm=report,
+            )
+        error = answer.error or "no statement ran"
+        kind = str(answer.error_kind)
+        if kind == "model":
+            return await self._fall_back(question, error, report)
+        if kind == "refused":
+            raise ApiError(403, "refused", error)
+        if kind == "failed":
+            raise ApiError(422, "query_failed", error)
+        raise ApiError(422, "cannot_answer", error)
+
+    async def _fall_back(self, question: str, reason: str, report: ModelReport | None) -> AskAnswer:
+        try:
+            answer = await run_in_threadpool(self.ask_builtin, question, fallback_reason=reason)
+        except ApiError as e:
+            if e.code != "cannot_answer":
+                raise
+            message = f"{reason}; the built-in engine cannot answer it either: {e.message}"
+            raise ApiError(503, "model_unavailable", message) from e
+        self.metrics.fallbacks.inc()
+        return answer.model_copy(update={"llm": report})
+
+    def _translate(self, question: str) -> Answered | Refused:
+        if self._translator is None:
+            self._translator = Translator(self.catalog(), values=self.values())
+        translation: Answered | Refused = self._translator.answer(question)
+        return translation
+
+    def schema_index(self) -> SchemaIndex:
+        """The catalog and its values, prepared for the model engine's retrieval."""
+        if self._schema_index is None:
+            from duet_agents.query.llm import SchemaIndex  # noqa: PLC0415
+
+            catalog = self.catalog()
+            self._schema_index = SchemaIndex(
+                catalog,
+                values=self.values(),
+                default_schema=default_schema(self.url, catalog.dialect),
+            )
+        return self._schema_index
+
+    def chat_model(self) -> ChatModel:
+        """The configured model, counted under agent="query"; created on first use, on the
+        event loop that will await it."""
+        if self._model is None:
+            from duet_agents.llm.factory import chat_model  # noqa: PLC0415
+
+            provider = str(self.settings.engine)
+            name = self.settings.model or DEFAULT_MODELS[provider]
+            key = self.settings.api_key
+            client = chat_model(
+                provider,
+                name,
+                api_key=key.get_secret_value() if key is not None else None,
+                base_url=self.settings.base_url,
+            )
+            self._model = Instrumented(client, "query", self.metrics.llm)
+        return self._model
+
+    def _execute(self, sql: str) -> Result:
+        with self.pool.engine() as engine:
+            return guarded.run(engine, sql)
+
+    def _count(self, answer: LLMAnswer) -> None:
+        for attempt in answer.attempts:
+            if attempt.outcome == "refused":
+                self.metrics.blocked.labels(attempt.category or "refused").inc()
+            elif attempt.outcome == "table_not_allowed":
+                self.metrics.blocked.labels("table_not_allowed").inc()
+        if answer.answered:
+            self.metrics.rows.observe(len(answer.rows))
+
+    async def aclose(self) -> None:
+        if self._model is not None:
+            await self._model.aclose()
+            self._model = None
+        self.pool.close()
 
     def run_sql(self, sql: str) -> QueryAnswer:
         with self.pool.engine() as engine:
@@ -332,7 +489,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        service.pool.close()
+        await service.aclose()
 
     app = FastAPI(
         title="Duet query server",
@@ -364,11 +521,11 @@ def create_app(
             return service.run_sql(body.sql)
 
     @app.post("/v1/ask", response_model=AskAnswer)
-    def ask_endpoint(body: AskRequest) -> AskAnswer:
+    async def ask_endpoint(body: AskRequest) -> AskAnswer:
         """Answer a question in plain English: the SQL it was read as, how, and the rows."""
         with service.observed("/v1/ask"):
             try:
-                return service.ask(body.question)
+                return await service.ask(body.question)
             except QueryError as e:
                 raise ApiError(503, "database_unavailable", str(e)) from e
 
@@ -399,3 +556,23 @@ def create_app(
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _refusal(translation: Refused) -> str:
+    detail = translation.reason
+    if translation.unlinked:
+        detail += f" (not found in the schema: {', '.join(translation.unlinked)})"
+    return detail
+
+
+def _report(answer: LLMAnswer) -> ModelReport:
+    usage = answer.usage
+    return ModelReport(
+        provider=usage.provider,
+        model=usage.model,
+        calls=usage.calls,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=float(usage.cost_usd),
+        price_known=usage.price_known,
+    )
