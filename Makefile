@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/firewall.py
 	$(BIN)/python bench/nl_accuracy.py
 	$(BIN)/python bench/ask.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/reconcile.py
 
 .PHONY: testenv-up

@@ -22,6 +22,7 @@ from duet_operator import __version__, credentials, yamlio
 from duet_operator.approve_command import approve
 from duet_operator.ask_command import ask
 from duet_operator.manifests import InvalidInputError, load_platform
+from duet_operator.memory_command import memory_app
 from duet_operator.mock_command import mock
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import PlannerProvider
@@ -183,6 +184,7 @@ operator_app = typer.Typer(help="Run the Duet operator.", no_args_is_help=True)
 app.add_typer(operator_app, name="operator")
 app.add_typer(sql_app, name="sql")
 app.add_typer(query_app, name="query")
+app.add_typer(memory_app, name="memory")
 app.command("ask")(ask)
 app.command("mock")(mock)
 app.command("approve")(approve)
