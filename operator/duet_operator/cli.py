@@ -30,6 +30,7 @@ from duet_operator.query_command import query_app
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from duet_operator.sql_command import sql_app
+from duet_operator.status_command import status
 
 if TYPE_CHECKING:
     from duet_agents.planner.graph import ModelPlan
@@ -186,6 +187,7 @@ app.add_typer(sql_app, name="sql")
 app.add_typer(query_app, name="query")
 app.add_typer(memory_app, name="memory")
 app.command("ask")(ask)
+app.command("status")(status)
 app.command("mock")(mock)
 app.command("approve")(approve)
 
