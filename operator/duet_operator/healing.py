@@ -743,19 +743,20 @@ class Healer:
         )
         updated = platform.model_copy(update={"status": status})
         outcome = await self.reconciler.reconcile(updated)
-        if outcome.apply_error:
-            raise KubeError(0, "ApplyFailed", outcome.apply_error, str(adjustment.field))
-        # The reconcile grows claims only with a new plan; this design is not one.
-        names = self.reconciler.names(platform)
-        error = await self.reconciler.grow_volumes(names, adjusted)
-        if error:
-            raise KubeError(0, "ApplyFailed", error, str(adjustment.field))
+        error = outcome.apply_error
+        if error is None:
+            # The reconcile grows claims only with a new plan; this design is not one.
+            error = await self.reconciler.grow_volumes(self.reconciler.names(platform), adjusted)
         before = current_value(design, adjustment.field)
         message = (
             f"{adjustment.field} {before} -> {adjustment.value} in the design "
-            f"(now ${adjusted.estimated_monthly_cost_usd:,.2f}/month); applied"
+            f"(now ${adjusted.estimated_monthly_cost_usd:,.2f}/month)"
         )
-        return message, list(outcome.events)
+        # The raise is the design's from here on: a failed apply is retried by the platform's
+        # reconcile, and the verification tells whether it got through in time.
+        if error is not None:
+            return f"{message}; applying it failed for now, the reconcile retries: {error}", []
+        return f"{message}; applied", list(outcome.events)
 
     async def verify(
         self, name: str, ledger: Ledger, observation: Observation, now: datetime
