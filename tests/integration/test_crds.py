@@ -34,7 +34,9 @@ def test_minimal_platform_is_accepted_with_defaults_filled_in(custom: Any, names
     assert spec["requirements"]["queryLatencyP95"] == "1s"
     assert spec["deletionPolicy"] == "Retain"
     assert spec["planner"] == {"provider": "builtin"}
-    assert spec["autonomy"]["mode"] == "recommend"
+    # The mode is left unset: the operator's default (the chart's autonomy.defaultMode) applies.
+    assert "mode" not in spec["autonomy"]
+    assert spec["autonomy"]["maxActionsPerHour"] == 6
     assert spec["postgres"] == {"enabled": True}
     # What the API server stored parses as the operator's model.
     platform = DataPlatform.model_validate(created)
