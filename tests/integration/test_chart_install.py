@@ -198,7 +198,10 @@ def test_every_object_of_every_toggle_is_admitted(tools: Tools, make_namespace: 
         crds = json.loads(tools.kubectl_run("get", "-f", str(MONITORING_CRDS), "-o", "json"))
         return all(
             any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-            for conditions in (i.get("status", {}).get("conditions", []) for i in crds["items"])
+            # Right after the apply a CRD's status may carry `conditions: null`.
+            for conditions in (
+                (i.get("status") or {}).get("conditions") or [] for i in crds["items"]
+            )
         )
 
     wait_until(established, timeout=30, what="the Prometheus Operator CRDs to be established")
