@@ -80,6 +80,7 @@ from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.objects import owner_reference
 from duet_operator.status import ConditionType, Reason, find, set_condition
 from duet_operator.status import phase_of as platform_phase
+from duet_operator.volumes import claim_owner
 
 log = logging.getLogger("duet.healer")
 
@@ -265,11 +266,6 @@ def component_of_statefulset(names: Names, statefulset: str) -> Component:
     return Component.CLICKHOUSE
 
 
-def statefulset_of_claim(claim: str) -> str:
-    """Claims of a StatefulSet's template are named `<template>-<statefulset>-<ordinal>`."""
-    return claim.removeprefix("data-").rsplit("-", 1)[0]
-
-
 def adjustment_for(record: Remediation, names: Names, now: datetime) -> Adjustment | None:
     """The figure of the design an approved raiseMemory, expandStorage or scaleOut raises;
     None for the other actions."""
@@ -278,7 +274,7 @@ def adjustment_for(record: Remediation, names: Names, now: datetime) -> Adjustme
     if action is ActionType.RAISE_MEMORY:
         field = MEMORY_FIELDS[component_of_statefulset(names, parameters["statefulset"])]
     elif action is ActionType.EXPAND_STORAGE:
-        owner = statefulset_of_claim(parameters["claim"])
+        owner = claim_owner(parameters["claim"])
         field = STORAGE_FIELDS[component_of_statefulset(names, owner)]
     elif action is ActionType.SCALE_OUT:
         field = AdjustedField.CLICKHOUSE_SHARDS
@@ -307,7 +303,7 @@ def healing_condition(
     if in_progress:
         wanted, reason = True, Reason.REMEDIATING
         message = "; ".join(
-            f"{r.metadata.name}: {r.spec.action.type} ({phase_of_record(r)})" for r in in_progress
+            f"{r.metadata.name}: {r.spec.action.type} ({phase_of(r)})" for r in in_progress
         )[:MAX_MESSAGE_CHARS]
     elif current is None:
         return None
@@ -328,10 +324,6 @@ def healing_condition(
     was_ready = status.phase in (Phase.READY, Phase.DEGRADED, Phase.HEALING)
     phase = platform_phase(conditions, was_ready=was_ready, has_design=status.design is not None)
     return status.model_copy(update={"conditions": conditions, "phase": phase})
-
-
-def phase_of_record(record: Remediation) -> str:
-    return str(record.status.phase or RemediationPhase.PENDING)
 
 
 def remediation_body(

@@ -61,14 +61,18 @@ def wanted_sizes(names: Names, design: PlatformDesign) -> dict[str, str]:
     return sizes
 
 
+def claim_owner(claim: str) -> str:
+    """The StatefulSet of a claim made from its `data` template: `data-<statefulset>-<ordinal>`."""
+    return claim.removeprefix("data-").rsplit("-", 1)[0]
+
+
 def claim_growth(sizes: dict[str, str], claims: list[Manifest]) -> list[Manifest]:
-    """Patches that grow claims smaller than their StatefulSet's wanted size. Claims are named
-    `data-<statefulset>-<ordinal>`; a claim larger than wanted is left as it is."""
+    """Patches that grow claims smaller than their StatefulSet's wanted size; a claim larger
+    than wanted is left as it is."""
     patches = []
     for claim in claims:
         name = claim["metadata"]["name"]
-        owner = name.removeprefix("data-").rsplit("-", 1)[0]
-        wanted = sizes.get(owner)
+        wanted = sizes.get(claim_owner(name))
         current = claim.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
         if wanted is None or current is None:
             continue
