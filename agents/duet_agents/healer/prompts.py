@@ -17,6 +17,7 @@ from duet_agents.healer.actions import ActionType, Plan
 from duet_agents.healer.diagnosis import Diagnosis
 from duet_agents.healer.playbook import PLAYBOOK
 from duet_agents.healer.symptoms import Symptom
+from duet_agents.llm import prompting
 
 TOOL_NAME = "choose_action"
 DATA_TAG = "healing_case"
@@ -92,8 +93,8 @@ def repair_request(problem: str, offered: list[Plan]) -> str:
 
 
 def echoed_answer(raw: str) -> str:
-    text = raw.strip() or "(no tool call)"
-    return text if len(text) <= MAX_ECHOED_ANSWER else text[:MAX_ECHOED_ANSWER] + " ...(cut)"
+    """The model's previous answer, as the assistant turn of a repair round."""
+    return prompting.echoed_answer(raw, MAX_ECHOED_ANSWER)
 
 
 def _offer(plan: Plan) -> dict[str, Any]:
@@ -109,7 +110,5 @@ def _offer(plan: Plan) -> dict[str, Any]:
 
 
 def _escaped_json(data: dict[str, Any]) -> str:
-    # `<` and `>` occur only inside JSON strings, where \u003c and \u003e mean the same
-    # characters: the document stays the same JSON and cannot contain a tag.
     text = json.dumps(data, indent=1, ensure_ascii=False, default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+    return prompting.escape_tags(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from duet_agents.llm import prompting
 from duet_agents.planner.models import PlanRequest, PlatformDesign, PriceTable
 from duet_agents.planner.policy import (
     FIXED_FIELDS,
@@ -96,14 +97,9 @@ def repair_request(problems: list[str]) -> str:
 
 def echoed_answer(raw: str) -> str:
     """The model's previous answer, as the assistant turn of a repair round."""
-    text = raw.strip() or "(no tool call)"
-    if len(text) > MAX_ECHOED_ANSWER:
-        text = text[:MAX_ECHOED_ANSWER] + " ...(cut)"
-    return text
+    return prompting.echoed_answer(raw, MAX_ECHOED_ANSWER)
 
 
 def _escaped_json(data: dict[str, Any]) -> str:
-    # `<` and `>` occur only inside JSON strings, where \u003c and \u003e mean the same
-    # characters: the document stays the same JSON and cannot contain a tag.
     text = json.dumps(data, indent=1, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+    return prompting.escape_tags(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from duet_agents.llm import prompting
 from duet_agents.query.firewall import Dialect
 from duet_agents.query.llm.models import AskPolicy
 
@@ -71,8 +72,9 @@ def question_data(question: str, schema: dict[str, Any]) -> str:
 
 def repair_request(problem: str) -> str:
     """The user turn after a statement that was refused or failed."""
+    # A database's error message can quote the model's SQL, and so anything it wrote.
     return (
-        f"Duet could not use that answer:\n{_escaped_text(problem)}\n\n"
+        f"Duet could not use that answer:\n{prompting.escape_tags(problem)}\n\n"
         f"Call {TOOL_NAME} again with a corrected query (or an empty sql if the question "
         "cannot be answered from this schema). The question and the schema are unchanged."
     )
@@ -80,19 +82,9 @@ def repair_request(problem: str) -> str:
 
 def echoed_answer(raw: str) -> str:
     """The model's previous answer, as the assistant turn of a repair round."""
-    text = raw.strip() or "(no tool call)"
-    if len(text) > MAX_ECHOED_ANSWER:
-        text = text[:MAX_ECHOED_ANSWER] + " ...(cut)"
-    return text
+    return prompting.echoed_answer(raw, MAX_ECHOED_ANSWER)
 
 
 def _escaped_json(data: dict[str, Any]) -> str:
-    # `<` and `>` occur only inside JSON strings, where \u003c and \u003e mean the same
-    # characters: the document stays the same JSON and cannot contain a tag. Compact, as the
-    # retrieval measured it.
-    return _escaped_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-
-
-def _escaped_text(text: str) -> str:
-    # A database's error message can quote the model's SQL, and so anything it wrote.
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
+    # Compact, as the retrieval measured it.
+    return prompting.escape_tags(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
