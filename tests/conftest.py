@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
 
 from tests.support.cluster import cluster_under_test
 from tests.support.crds import install_crds
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, serving
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +37,11 @@ def core(api_client: Any) -> Any:
 @pytest.fixture(scope="session")
 def apps(api_client: Any) -> Any:
     return client.AppsV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def dynamic(api_client: Any) -> DynamicClient:
+    return DynamicClient(api_client)
 
 
 @pytest.fixture
@@ -90,13 +96,5 @@ def duet_operator(
 ) -> Iterator[OperatorProcess]:
     """`duet operator run`, watching the tests' namespaces, for the whole session."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(kubeconfig, log).start()
-    try:
+    with serving(OperatorProcess(kubeconfig, log), request) as process:
         yield process
-    finally:
-        process.stop()
-        # CI keeps only the output: when something failed, the operator's side of the story.
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if request.session.testsfailed and reporter is not None:
-            reporter.write_line(f"--- the operator's log ({log}), last lines ---")
-            reporter.write_line(process.log_tail(80))

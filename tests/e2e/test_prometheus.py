@@ -29,7 +29,7 @@ from tests.support.llm_servers import (
     openai_error,
     openai_tool_call,
 )
-from tests.support.operator import OperatorProcess, free_port
+from tests.support.operator import OperatorProcess, free_port, serving
 from tests.support.wait import WaitTimeoutError, wait_until
 from tests.unit.test_chart import (
     GRAFANA_VARIABLES,
@@ -99,17 +99,13 @@ def watched_operator(
     """An operator of this module's own, on `obs-*` namespaces (the session's serves `t-*`;
     two operators on one platform would race), looking at each platform every 2 s."""
     log = tmp_path_factory.mktemp("watched") / "operator.log"
-    process = OperatorProcess(
-        kubeconfig, log, namespaces="obs-*", env={"DUET_HEAL_INTERVAL_SECONDS": "2"}
-    ).start()
-    try:
+    with serving(
+        OperatorProcess(
+            kubeconfig, log, namespaces="obs-*", env={"DUET_HEAL_INTERVAL_SECONDS": "2"}
+        ),
+        request,
+    ) as process:
         yield process
-    finally:
-        process.stop()
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if request.session.testsfailed and reporter is not None:
-            reporter.write_line(f"--- the operator's log ({log}), last lines ---")
-            reporter.write_line(process.log_tail(80))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from kubernetes.dynamic import DynamicClient
 from duet_operator.models import DataPlatformBackup
 from duet_operator.render.backup import build_backup_cronjob, build_backup_job
 from duet_operator.render.config import RenderConfig
+from tests.support.admission import dry_run_apply
 from tests.support.platforms import design, platform
 
 pytestmark = pytest.mark.integration
@@ -28,23 +29,6 @@ TARGETS = {
     "pvc-size": {"pvc": {"size": "100Gi"}},
     "pvc-claim": {"pvc": {"claimName": "shared"}},
 }
-
-
-@pytest.fixture(scope="module")
-def dynamic(api_client: Any) -> DynamicClient:
-    return DynamicClient(api_client)
-
-
-def dry_run_apply(dynamic: DynamicClient, manifest: dict[str, Any]) -> Any:
-    resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-    return dynamic.server_side_apply(
-        resource,
-        body=manifest,
-        namespace=manifest["metadata"]["namespace"],
-        field_manager="duet",
-        dry_run="All",
-        force_conflicts=True,
-    )
 
 
 @pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS.keys())

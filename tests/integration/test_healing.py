@@ -19,7 +19,7 @@ import pytest
 from duet_operator.models import GROUP, VERSION
 from tests.support.crds import create_custom_object
 from tests.support.failures import INJECT_LABEL, Failure, inject_failure
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, serving
 from tests.support.wait import WaitTimeoutError, wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,21 +45,17 @@ def healer(
 ) -> Iterator[OperatorProcess]:
     """The operator looking at each platform every 2 s (the default is 15)."""
     log = tmp_path_factory.mktemp("healer") / "operator.log"
-    process = OperatorProcess(
-        kubeconfig,
-        log,
-        resync_seconds=60,
-        namespaces="heal-*",
-        env={"DUET_HEAL_INTERVAL_SECONDS": "2"},
-    ).start()
-    try:
+    with serving(
+        OperatorProcess(
+            kubeconfig,
+            log,
+            resync_seconds=60,
+            namespaces="heal-*",
+            env={"DUET_HEAL_INTERVAL_SECONDS": "2"},
+        ),
+        request,
+    ) as process:
         yield process
-    finally:
-        process.stop()
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if request.session.testsfailed and reporter is not None:
-            reporter.write_line(f"--- the operator's log ({log}), last lines ---")
-            reporter.write_line(process.log_tail(80))
 
 
 def platform_body(name: str, mode: str, replicas: int = 1, **autonomy: Any) -> dict[str, Any]:

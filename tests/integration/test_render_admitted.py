@@ -14,26 +14,10 @@ from duet_operator.models import QueryAgent
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from duet_operator.render.queryagent import build_query_agent
+from tests.support.admission import dry_run_apply
 from tests.support.platforms import design, platform
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def dynamic(api_client: Any) -> DynamicClient:
-    return DynamicClient(api_client)
-
-
-def dry_run_apply(dynamic: DynamicClient, manifest: dict[str, Any]) -> Any:
-    resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
-    return dynamic.server_side_apply(
-        resource,
-        body=manifest,
-        namespace=manifest["metadata"]["namespace"],
-        field_manager="duet",
-        dry_run="All",
-        force_conflicts=True,
-    )
 
 
 @pytest.mark.parametrize(

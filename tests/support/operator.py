@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import pytest
 
 from tests.support.wait import wait_until
 
@@ -105,3 +108,18 @@ class OperatorProcess:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def serving(process: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
+    """`process` started for a fixture's span, then stopped. CI keeps only the output: when
+    a test failed, the operator's side of the story goes into it."""
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if request.session.testsfailed and reporter is not None:
+            reporter.write_line(f"--- the operator's log ({process.log_path}), last lines ---")
+            reporter.write_line(process.log_tail(80))
