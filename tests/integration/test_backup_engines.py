@@ -29,13 +29,12 @@ from duet_agents.backup import (
     stamp,
 )
 from tests.integration.postgres_fixtures import postgres_server
-from tests.support.operator import free_port
 from tests.support.postgres import (
-    FAST_SETTINGS,
     SUPERUSER,
     PostgresServer,
     _as_server_user,
     _stop,
+    start_postgres,
 )
 from tests.support.wait import wait_until
 
@@ -122,20 +121,8 @@ def server_on(
     data: Path, base: Path, original: PostgresServer, prefix: list[str]
 ) -> Iterator[PostgresServer]:
     """PostgreSQL started on an existing data directory (the restored backup)."""
-    port = free_port()
-    settings = FAST_SETTINGS | {
-        "listen_addresses": "127.0.0.1",
-        "port": str(port),
-        "unix_socket_directories": str(base),
-    }
-    options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
     log_path = base / "restored.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [*prefix, str(original.bin_dir / "postgres"), "-D", str(data), *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process, port = start_postgres(original.bin_dir, data, base, log_path, prefix)
     server = PostgresServer("127.0.0.1", port, original.password, original.bin_dir, base)
 
     def accepts() -> bool:

@@ -133,19 +133,7 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
             capture_output=True,
         )
         password_file.unlink()
-        port = free_port()
-        settings = FAST_SETTINGS | {
-            "listen_addresses": "127.0.0.1",
-            "port": str(port),
-            "unix_socket_directories": str(base),
-        }
-        options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [*prefix, str(bin_dir / "postgres"), "-D", str(data), *options],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process, port = start_postgres(bin_dir, data, base, log_path, prefix)
         server = PostgresServer("127.0.0.1", port, password, bin_dir, base)
         try:
             wait_until(
@@ -165,6 +153,28 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
         if process is not None:
             _stop(process)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def start_postgres(
+    bin_dir: Path, data: Path, base: Path, log_path: Path, prefix: list[str], **settings: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`postgres` on the data directory `data`, started (not yet waited for) on a free
+    loopback port with its socket in `base`, the tests' fast settings plus `settings`, and its
+    output appended to `log_path`; `prefix` runs it as the server user."""
+    port = free_port()
+    every = FAST_SETTINGS | {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(base),
+    }
+    options = [arg for key, value in (every | settings).items() for arg in ("-c", f"{key}={value}")]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*prefix, str(bin_dir / "postgres"), "-D", str(data), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, port
 
 
 def _accepts(server: PostgresServer, process: subprocess.Popen[bytes]) -> bool:

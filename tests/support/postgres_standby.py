@@ -20,13 +20,12 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.operator import free_port
 from tests.support.postgres import (
-    FAST_SETTINGS,
     SUPERUSER,
     PostgresServer,
     _as_server_user,
     _stop,
+    start_postgres,
 )
 from tests.support.wait import wait_until
 
@@ -83,23 +82,17 @@ def running_standby(primary: PostgresServer, name: str) -> Iterator[Standby]:
             capture_output=True,
             env=env,
         )
-        port = free_port()
-        settings = FAST_SETTINGS | {
-            "listen_addresses": "127.0.0.1",
-            "port": str(port),
-            "unix_socket_directories": str(base),
-            "hot_standby": "on",
-            "cluster_name": name,
+        process, port = start_postgres(
+            primary.bin_dir,
+            data,
+            base,
+            log_path,
+            prefix,
+            hot_standby="on",
+            cluster_name=name,
             # Frequent status messages keep pg_stat_replication's replay position fresh.
-            "wal_receiver_status_interval": "1s",
-        }
-        options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [*prefix, str(primary.bin_dir / "postgres"), "-D", str(data), *options],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            wal_receiver_status_interval="1s",
+        )
         server = PostgresServer("127.0.0.1", port, primary.password, primary.bin_dir, base)
         standby = Standby(name, server, process)
 
