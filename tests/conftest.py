@@ -14,7 +14,16 @@ from kubernetes.dynamic import DynamicClient
 
 from tests.support.cluster import cluster_under_test
 from tests.support.crds import install_crds
-from tests.support.operator import OperatorProcess, serving
+from tests.support.operator import OperatorProcess, log_sections, serving
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed:
+        for title, text in log_sections():
+            report.sections.append((title, text))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -92,9 +101,8 @@ def duet_operator(
     kubeconfig: Path,
     crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """`duet operator run`, watching the tests' namespaces, for the whole session."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with serving(OperatorProcess(kubeconfig, log), request) as process:
+    with serving(OperatorProcess(kubeconfig, log)) as process:
         yield process

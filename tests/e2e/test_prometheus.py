@@ -94,7 +94,6 @@ def watched_operator(
     kubeconfig: Path,
     crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """An operator of this module's own, on `obs-*` namespaces (the session's serves `t-*`;
     two operators on one platform would race), looking at each platform every 2 s."""
@@ -102,8 +101,7 @@ def watched_operator(
     with serving(
         OperatorProcess(
             kubeconfig, log, namespaces="obs-*", env={"DUET_HEAL_INTERVAL_SECONDS": "2"}
-        ),
-        request,
+        )
     ) as process:
         yield process
 

@@ -41,7 +41,6 @@ def healer(
     kubeconfig: Path,
     crds: list[str],
     tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """The operator looking at each platform every 2 s (the default is 15)."""
     log = tmp_path_factory.mktemp("healer") / "operator.log"
@@ -52,8 +51,7 @@ def healer(
             resync_seconds=60,
             namespaces="heal-*",
             env={"DUET_HEAL_INTERVAL_SECONDS": "2"},
-        ),
-        request,
+        )
     ) as process:
         yield process
 

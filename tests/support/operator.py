@@ -10,12 +10,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any, ClassVar
 
-import pytest
+from kubernetes import client, config
 
-from tests.support.wait import wait_until
+from duet_operator.models import GROUP, VERSION
+from tests.support.wait import WaitTimeoutError, wait_until
 
 # Test namespaces are named t-<random>; the operator under test watches only those, so it
 # never touches anything else on a shared cluster.
@@ -30,6 +33,9 @@ def free_port() -> int:
 
 
 class OperatorProcess:
+    # Those started and not yet stopped: a failing test's report carries their logs' tails.
+    running: ClassVar[set[OperatorProcess]] = set()
+
     def __init__(
         self,
         kubeconfig: Path,
@@ -67,8 +73,62 @@ class OperatorProcess:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        OperatorProcess.running.add(self)
         wait_until(self.ready, timeout=60, what=f"the operator to be ready (log: {self.log_path})")
+        self.wait_watching()
         return self
+
+    def wait_watching(self, attempts: int = 5) -> None:
+        """Return once a namespace created from now on is served.
+
+        kopf (1.45) lists the namespaces a pattern matches, then starts a namespace watch whose
+        own initial listing it ignores: a namespace created between the two is never served. A
+        process that has just become ready may be in that gap, and a test's namespace created
+        then would wait forever (a CI run lost 90 s and its first test to it). A QueryAgent in
+        a fresh namespace of the pattern that gets a status proves the watch is running; one
+        that gets none fell in the gap, so another namespace is tried.
+        """
+        pattern = next((p for p in (self.namespaces or "").split(",") if p.endswith("*")), None)
+        if pattern is None:
+            # Exact names are listed once at start (they exist by then) or watched cluster-wide.
+            return
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        try:
+            for _ in range(attempts):
+                name = f"{pattern.removesuffix('*')}canary-{uuid.uuid4().hex[:8]}"
+                core.create_namespace({"metadata": {"name": name}})
+                try:
+                    if self._canary_answered(custom, name):
+                        return
+                finally:
+                    core.delete_namespace(name)
+            raise RuntimeError(f"the operator serves no new namespace:\n{self.log_tail()}")
+        finally:
+            api.close()
+
+    @staticmethod
+    def _canary_answered(custom: Any, namespace: str) -> bool:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "QueryAgent",
+            "metadata": {"name": "canary"},
+            # A platform that does not exist: the answer is a status and nothing else.
+            "spec": {"platformRef": {"name": "absent"}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "queryagents", body)
+
+        def answered() -> bool:
+            found = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "queryagents", "canary"
+            )
+            return bool(found.get("status", {}).get("phase"))
+
+        try:
+            wait_until(answered, timeout=10, what=f"a status on the canary in {namespace}")
+        except WaitTimeoutError:
+            return False
+        return True
 
     def ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -86,6 +146,7 @@ class OperatorProcess:
             return text
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        OperatorProcess.running.discard(self)
         if self.process is None:
             return
         self.process.send_signal(sig)
@@ -111,15 +172,19 @@ class OperatorProcess:
 
 
 @contextlib.contextmanager
-def serving(process: OperatorProcess, request: pytest.FixtureRequest) -> Iterator[OperatorProcess]:
-    """`process` started for a fixture's span, then stopped. CI keeps only the output: when
-    a test failed, the operator's side of the story goes into it."""
+def serving(process: OperatorProcess) -> Iterator[OperatorProcess]:
+    """`process` started for a fixture's span, then stopped."""
     process.start()
     try:
         yield process
     finally:
         process.stop()
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if request.session.testsfailed and reporter is not None:
-            reporter.write_line(f"--- the operator's log ({process.log_path}), last lines ---")
-            reporter.write_line(process.log_tail(80))
+
+
+def log_sections(lines: int = 80) -> list[tuple[str, str]]:
+    """The tails of the running operators' logs, as report sections: CI keeps only the output,
+    so a failing test must carry the operator's side of the story itself."""
+    return [
+        (f"operator log {p.log_path} (last {lines} lines)", p.log_tail(lines))
+        for p in sorted(OperatorProcess.running, key=lambda p: str(p.log_path))
+    ]
