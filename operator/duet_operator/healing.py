@@ -843,7 +843,9 @@ class Healer:
         record = await self.write(ledger, name, phase=phase, message=message, **fields)
         spec = record.spec
         result = RESULTS[phase]
-        metrics.REMEDIATIONS_TOTAL.labels(str(spec.action.type), str(spec.mode), result).inc()
+        platform = f"{record.metadata.namespace}/{spec.platform_ref.name}"
+        action, mode = str(spec.action.type), str(spec.mode)
+        metrics.REMEDIATIONS_TOTAL.labels(platform, action, mode, result).inc()
         target = spec.action.parameters.get("target", spec.symptom.object)
         kind = "Warning" if phase in WARNING_PHASES else "Normal"
         text = f"{name}: {spec.action.type} on {target}: {message}"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from duet_agents.llm.metrics import LLMMetrics
+
+if TYPE_CHECKING:
+    from duet_operator.observe import Replicas
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -35,6 +39,13 @@ PLATFORMS = Gauge(
     "duet_platforms",
     "DataPlatforms by phase, as last reported.",
     ["namespace", "name", "phase"],
+    registry=REGISTRY,
+)
+REPLICAS = Gauge(
+    "duet_platform_replicas",
+    "Replicas of a platform's components (clickhouse, keeper, postgres): desired by its design"
+    " and ready, as last observed.",
+    ["namespace", "name", "component", "state"],
     registry=REGISTRY,
 )
 TIME_TO_READY = Histogram(
@@ -70,17 +81,40 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
         PLATFORMS.labels(namespace, name, phase).set(1)
 
 
+def set_replicas(namespace: str, name: str, replicas: Mapping[str, Replicas]) -> None:
+    """Desired and ready replicas per component; components the design no longer has (a
+    PostgreSQL turned off) are removed rather than left at their last value."""
+    (family,) = REPLICAS.collect()
+    for sample in list(family.samples):
+        labels = sample.labels
+        if (labels["namespace"], labels["name"]) == (namespace, name) and (
+            labels["component"] not in replicas
+        ):
+            REPLICAS.remove(namespace, name, labels["component"], labels["state"])
+    for component, count in replicas.items():
+        REPLICAS.labels(namespace, name, component, "desired").set(count.desired)
+        REPLICAS.labels(namespace, name, component, "ready").set(count.ready)
+
+
 def forget_platform(namespace: str, name: str) -> None:
     set_phase(namespace, name, None)
+    set_replicas(namespace, name, {})
+    platform = f"{namespace}/{name}"
+    set_symptoms(platform, {})
+    (family,) = REMEDIATIONS_TOTAL.collect()
+    for sample in list(family.samples):
+        if sample.labels.get("platform") == platform and sample.name.endswith("_total"):
+            labels = sample.labels
+            REMEDIATIONS_TOTAL.remove(platform, labels["action"], labels["mode"], labels["result"])
 
 
 # -- the healer ------------------------------------------------------------------------------------
 
 REMEDIATIONS_TOTAL = Counter(
     "duet_remediations_total",
-    "Remediation steps by action, autonomy mode and result (recorded, pending, applied,"
-    " verified, failed, expired).",
-    ["action", "mode", "result"],
+    "Remediation steps by platform (namespace/name), action, autonomy mode and result"
+    " (recorded, pending, applied, verified, failed, expired).",
+    ["platform", "action", "mode", "result"],
     registry=REGISTRY,
 )
 SYMPTOMS_ACTIVE = Gauge(

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.render.naming import Names
+
+
+@dataclass(frozen=True)
+class Replicas:
+    desired: int = 0
+    ready: int = 0
 
 
 @dataclass(frozen=True)
@@ -17,16 +24,27 @@ class Readiness:
     # A StatefulSet of the design is missing or asks for other replicas than the design:
     # someone deleted or scaled it, and only a full reconcile puts it back.
     drifted: bool = False
+    # Per component (clickhouse, keeper, postgres): what the design wants and what is ready.
+    replicas: Mapping[str, Replicas] = field(default_factory=dict)
 
 
 def expected_statefulsets(names: Names, design: PlatformDesign) -> dict[str, int]:
     """StatefulSet name -> the replicas the design wants of it."""
+    return {name: wanted for name, (_, wanted) in _components(names, design).items()}
+
+
+def statefulset_components(names: Names, design: PlatformDesign) -> dict[str, str]:
+    """StatefulSet name -> the component it runs: clickhouse, keeper or postgres."""
+    return {name: component for name, (component, _) in _components(names, design).items()}
+
+
+def _components(names: Names, design: PlatformDesign) -> dict[str, tuple[str, int]]:
     ch = design.clickhouse
-    expected = {names.shard(i): ch.replicas for i in range(ch.shards)}
+    expected = {names.shard(i): ("clickhouse", ch.replicas) for i in range(ch.shards)}
     if ch.keeper.replicas:
-        expected[names.keeper] = ch.keeper.replicas
+        expected[names.keeper] = ("keeper", ch.keeper.replicas)
     if design.postgres.enabled and design.postgres.instances:
-        expected[names.postgres] = design.postgres.instances
+        expected[names.postgres] = ("postgres", design.postgres.instances)
     return expected
 
 
@@ -43,30 +61,43 @@ def statefulset_progress(sts: dict[str, Any], wanted: int) -> tuple[int, bool]:
     return int(status.get("readyReplicas", 0)), rolling
 
 
-def readiness(expected: dict[str, int], statefulsets: list[dict[str, Any]]) -> Readiness:
+def readiness(
+    expected: Mapping[str, int],
+    statefulsets: list[dict[str, Any]],
+    components: Mapping[str, str] | None = None,
+) -> Readiness:
     """Ready when every StatefulSet the design wants exists, runs the replicas the design
-    wants (not merely the ones its own spec says), all updated and Ready."""
+    wants (not merely the ones its own spec says), all updated and Ready. With `components`
+    (StatefulSet name -> component), the replicas are also counted per component."""
     by_name = {s["metadata"]["name"]: s for s in statefulsets}
     missing = [name for name in expected if name not in by_name]
     wanted_total = 0
     rolling: list[str] = []
     lagging: list[str] = []
+    counts: dict[str, Replicas] = {}
     drifted = bool(missing)
     for name, wanted in expected.items():
-        if name in missing:
-            continue
-        drifted |= int(by_name[name].get("spec", {}).get("replicas", 1)) != wanted
-        ready, is_rolling = statefulset_progress(by_name[name], wanted)
-        wanted_total += wanted
-        if is_rolling:
-            rolling.append(name)
-        if ready < wanted:
-            lagging.append(f"{name} {ready}/{wanted}")
+        ready = 0
+        if name not in missing:
+            drifted |= int(by_name[name].get("spec", {}).get("replicas", 1)) != wanted
+            ready, is_rolling = statefulset_progress(by_name[name], wanted)
+            wanted_total += wanted
+            if is_rolling:
+                rolling.append(name)
+            if ready < wanted:
+                lagging.append(f"{name} {ready}/{wanted}")
+        if components is not None and name in components:
+            so_far = counts.get(components[name], Replicas())
+            # A StatefulSet scaled past the design by hand has no more *wanted* replicas.
+            counts[components[name]] = Replicas(
+                so_far.desired + wanted, so_far.ready + min(ready, wanted)
+            )
     if missing:
-        return Readiness(False, False, f"waiting for {', '.join(missing)} to be created", drifted)
+        message = f"waiting for {', '.join(missing)} to be created"
+        return Readiness(False, False, message, drifted, counts)
     if lagging:
         message = f"replicas not ready: {', '.join(lagging)}"
-        return Readiness(False, bool(rolling), message, drifted)
+        return Readiness(False, bool(rolling), message, drifted, counts)
     if rolling:
-        return Readiness(False, True, f"rolling out: {', '.join(rolling)}", drifted)
-    return Readiness(True, False, f"all {wanted_total} replicas ready")
+        return Readiness(False, True, f"rolling out: {', '.join(rolling)}", drifted, counts)
+    return Readiness(True, False, f"all {wanted_total} replicas ready", replicas=counts)

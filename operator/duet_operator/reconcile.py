@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,7 +35,13 @@ from duet_operator.models.dataplatform import (
     PlannerProvider,
     PlannerStatus,
 )
-from duet_operator.observe import Readiness, expected_statefulsets, readiness
+from duet_operator.observe import (
+    Readiness,
+    Replicas,
+    expected_statefulsets,
+    readiness,
+    statefulset_components,
+)
 from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
@@ -74,6 +81,8 @@ class Outcome:
     status: DataPlatformStatus
     events: list[Event] = field(default_factory=list)
     apply_error: str | None = None
+    # As last observed; None when nothing was (no design yet).
+    replicas: Mapping[str, Replicas] | None = None
 
 
 class Reconciler:
@@ -115,7 +124,7 @@ class Reconciler:
         if apply_error is not None:
             current = await self.stored_children(names)
         statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
-        observed = readiness(expected_statefulsets(names, design), statefulsets)
+        observed = self.observe_statefulsets(names, design, statefulsets)
         return await self.report(platform, planned, observed, apply_error)
 
     @staticmethod
@@ -267,7 +276,14 @@ class Reconciler:
     async def observe(self, names: Names, design: PlatformDesign | None) -> Readiness | None:
         if design is None:
             return None
-        return readiness(expected_statefulsets(names, design), await self.statefulsets(names))
+        return self.observe_statefulsets(names, design, await self.statefulsets(names))
+
+    @staticmethod
+    def observe_statefulsets(
+        names: Names, design: PlatformDesign, statefulsets: list[dict[str, Any]]
+    ) -> Readiness:
+        expected = expected_statefulsets(names, design)
+        return readiness(expected, statefulsets, statefulset_components(names, design))
 
     async def report(
         self,
@@ -290,7 +306,8 @@ class Reconciler:
                 platform.metadata.namespace or "default",
                 status.wire(),
             )
-        return Outcome(status, transition_events(old, status), apply_error)
+        replicas = observed.replicas if observed is not None else None
+        return Outcome(status, transition_events(old, status), apply_error, replicas)
 
     # -- deletion ------------------------------------------------------------------------
 

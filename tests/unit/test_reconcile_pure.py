@@ -8,7 +8,12 @@ from typing import Any
 from duet_agents.planner.models import PriceTable
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import Phase
-from duet_operator.observe import expected_statefulsets, readiness
+from duet_operator.observe import (
+    Replicas,
+    expected_statefulsets,
+    readiness,
+    statefulset_components,
+)
 from duet_operator.planning import plan_platform, spec_hash
 from duet_operator.reconcile import next_status, transition_events
 from duet_operator.render.naming import Names
@@ -121,6 +126,35 @@ def test_readiness_waits_for_every_expected_statefulset() -> None:
     assert readiness(expected, full[:2]).drifted
     assert not readiness(expected, full).drifted
     assert not readiness(expected, stale).drifted
+
+
+def test_readiness_counts_replicas_per_component() -> None:
+    p = platform(requirements={"dataVolume": "40Ti", "availability": "high"})
+    design = plan_platform(p, PRICES).design
+    assert design is not None and design.clickhouse.shards >= 2
+    expected = expected_statefulsets(NAMES, design)
+    components = statefulset_components(NAMES, design)
+    shards = design.clickhouse.shards
+    clickhouse = shards * design.clickhouse.replicas
+    full = [sts(n, wanted, wanted) for n, wanted in expected.items()]
+    counts = readiness(expected, full, components).replicas
+    assert counts == {
+        "clickhouse": Replicas(desired=clickhouse, ready=clickhouse),
+        "keeper": Replicas(3, 3),
+        "postgres": Replicas(2, 2),
+    }
+    # One replica of the first shard down, the last shard not created yet: the shards are
+    # summed, and what is missing counts as desired and not ready.
+    broken = [sts("clicks-clickhouse-0", 2, 1), *full[1 : shards - 1], *full[shards:]]
+    counts = readiness(expected, broken, components).replicas
+    assert counts["clickhouse"] == Replicas(desired=clickhouse, ready=clickhouse - 3)
+    # Scaled past the design by hand: the extra replicas are not wanted ones.
+    over = [
+        sts("clicks-keeper", 5, 5) if s["metadata"]["name"] == "clicks-keeper" else s for s in full
+    ]
+    assert readiness(expected, over, components).replicas["keeper"] == Replicas(3, 3)
+    # Without the components, no counts: the status path needs only readiness.
+    assert readiness(expected, full).replicas == {}
 
 
 # -- status and events ---------------------------------------------------------------------------

@@ -60,6 +60,8 @@ def _publish(body: Any, platform: DataPlatform, outcome: Outcome) -> None:
     namespace = platform.metadata.namespace or ""
     phase = outcome.status.phase
     metrics.set_phase(namespace, platform.metadata.name, phase)
+    if outcome.replicas is not None:
+        metrics.set_replicas(namespace, platform.metadata.name, outcome.replicas)
     if phase == Phase.READY and platform.status.phase != Phase.READY:
         created = platform.metadata.creation_timestamp
         first_ready = platform.status.phase in (None, Phase.PLANNING, Phase.PROVISIONING)
