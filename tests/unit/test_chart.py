@@ -188,7 +188,7 @@ def test_dashboards_are_configmaps_grafana_picks_up() -> None:
     ("setting", "field"),
     [
         ("replicaCount=lots", "/replicaCount"),
-        ("replicaCount=0", "/replicaCount"),
+        ("replicaCount=-1", "/replicaCount"),
         ("watchNamespaces={Not_A_Namespace}", "/watchNamespaces/0"),
         ("autonomy.defaultMode=yolo", "/autonomy/defaultMode"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
