@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ask.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/heal.py
 
 .PHONY: testenv-up
 testenv-up:
