@@ -17,6 +17,11 @@ starts), so it is not proposed again on every pass.
 
 While a decision is being carried out (Approved or Applied, not yet Verified) the platform's
 condition `Healing` is True and its phase, when not Ready, is Healing rather than Degraded.
+
+With the platform memory on, the rules' applicable actions for a symptom are ranked by how
+often each verified on the same symptom before (on any platform), the reason in the
+diagnosis; each symptom that appears is recorded as an outcome of the platform's design, and
+each step of each Remediation as its record (docs/memory.md). The memory never fails a pass.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from duet_agents.healer import (
     detect,
     diagnose,
 )
-from duet_agents.healer.actions import Limits
+from duet_agents.healer.actions import Limits, Plan
+from duet_agents.healer.diagnosis import Ranker
 from duet_agents.healer.observations import Component
 from duet_agents.healer.readings import (
     claim_observation,
@@ -59,6 +65,8 @@ from duet_agents.healer.readings import (
     pod_observation,
     statefulset_observation,
 )
+from duet_agents.healer.symptoms import SymptomType
+from duet_agents.memory import MemorySettings, RemediationRecord, ranker
 from duet_agents.planner.adjustments import (
     AdjustedField,
     Adjustment,
@@ -74,6 +82,7 @@ from duet_operator.models.common import Condition, ConditionStatus
 from duet_operator.models.dataplatform import AutonomyMode as SpecAutonomyMode
 from duet_operator.models.dataplatform import DataPlatformStatus, Phase
 from duet_operator.models.remediation import Remediation, RemediationPhase, RemediationStatus
+from duet_operator.platform_memory import PlatformMemory, symptom_outcome
 from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.reconcile import Event, Reconciler
 from duet_operator.render.naming import PLATFORM_LABEL, Names
@@ -86,6 +95,8 @@ log = logging.getLogger("duet.healer")
 
 KIND = "Remediation"
 SYMPTOM_LABEL = f"{GROUP}/symptom"
+# The component the symptom is on, for the memory's patterns (`OOMKilled/clickhouse/...`).
+COMPONENT_LABEL = f"{GROUP}/component"
 # What the policy decided when the record was made, so that a record whose status was never
 # written (the operator stopped between the two writes) still starts the way it was meant to.
 OUTCOME_ANNOTATION = f"{GROUP}/outcome"
@@ -345,6 +356,11 @@ def remediation_body(
                 "app.kubernetes.io/managed-by": "duet",
                 PLATFORM_LABEL: meta.name,
                 SYMPTOM_LABEL: symptom_hash(diagnosis.symptom.key),
+                **(
+                    {COMPONENT_LABEL: str(diagnosis.symptom.component)}
+                    if diagnosis.symptom.component is not None
+                    else {}
+                ),
             },
             "annotations": {
                 OUTCOME_ANNOTATION: str(decision.outcome),
@@ -385,6 +401,42 @@ def is_stale(record: Remediation, now: datetime, ttl: timedelta) -> bool:
 
 def platform_key(platform: DataPlatform) -> str:
     return f"{platform.metadata.namespace}/{platform.metadata.name}"
+
+
+def component_of_record(record: Remediation, names: Names) -> Component | None:
+    """The component a decision was about: its label, else (a record made before the label)
+    the StatefulSet or claim its action names."""
+    labelled = record.metadata.labels.get(COMPONENT_LABEL)
+    if labelled in set(Component):
+        return Component(labelled)
+    parameters = record.spec.action.parameters
+    if "statefulset" in parameters:
+        return component_of_statefulset(names, parameters["statefulset"])
+    if "claim" in parameters:
+        return component_of_statefulset(names, claim_owner(parameters["claim"]))
+    return None
+
+
+def memory_record(record: Remediation, names: Names, now: datetime) -> RemediationRecord:
+    """The memory's record of a Remediation as it stands: sizes and enums, no object names.
+    Its phase is the policy's (`past_decision`): a decision this version could not execute
+    was turned down, it did not fail as a remedy."""
+    action = record.spec.action
+    return RemediationRecord.of_parts(
+        record.metadata.name,
+        SymptomType(record.spec.symptom.type.value),
+        component_of_record(record, names),
+        Plan(action=ActionType(action.type.value), parameters=action.parameters),
+        phase=past_decision(record).phase,
+        decided_at=record.metadata.creation_timestamp or now,
+    )
+
+
+def moved(
+    ledger: Iterable[Remediation], phases: Mapping[str, RemediationPhase]
+) -> list[Remediation]:
+    """The records made or moved since `phases` (name -> phase) was taken."""
+    return [r for r in ledger if phases.get(r.metadata.name) is not phase_of(r)]
 
 
 def symptom_counts(symptoms: Sequence[Symptom]) -> dict[str, int]:
@@ -448,10 +500,13 @@ class Healer:
         settings: HealSettings | None = None,
         thresholds: Thresholds | None = None,
         probe_settings: ProbeSettings | None = None,
+        *,
+        memory: PlatformMemory | None = None,
     ) -> None:
         self.kube = kube
         self.reconciler = reconciler
         self.settings = settings or HealSettings()
+        self.memory = memory if memory is not None else PlatformMemory(None, MemorySettings())
         # Platforms whose last pass saw no symptom and left nothing open: while they stay
         # Ready, the timer has nothing to look for (a pod going wrong makes them not Ready,
         # and its event runs a pass).
@@ -475,6 +530,7 @@ class Healer:
     async def heal(self, platform: DataPlatform) -> list[Event]:
         now = datetime.now(UTC)
         observation, ledger = await asyncio.gather(self.observe(platform), self.records(platform))
+        phases = {r.metadata.name: phase_of(r) for r in ledger}
         autonomy = autonomy_of(platform, self.reconciler.settings.autonomy_default_mode)
         events = await self.progress(platform, observation, ledger, autonomy, now)
         symptoms = detect(observation, now, self.thresholds)
@@ -483,16 +539,48 @@ class Healer:
             self.quiet.pop(key, None)
         else:
             self.quiet[key] = time.monotonic()
+        appeared = [s for s in symptoms if s.key not in self._active.get(key, {})]
         events += self.track(platform, symptoms)
         history = ledger.history()
         diagnoses = diagnose(
-            observation, symptoms, now=now, history=history, limits=limits_of(platform)
+            observation,
+            symptoms,
+            now=now,
+            history=history,
+            limits=limits_of(platform),
+            rank=await self.ranking(symptoms),
         )
         for decision in decide(diagnoses, autonomy=autonomy, history=history, now=now):
             if decision.outcome is Outcome.SUPPRESSED or decision.diagnosis.action is None:
                 continue  # a symptom without a remedy is told by its SymptomDetected Event
             events += await self.record(platform, decision, ledger, autonomy, now)
+        await self.remember(platform, appeared, moved(ledger, phases), now)
         return events + await self.report_healing(platform, ledger, now)
+
+    async def ranking(self, symptoms: Sequence[Symptom]) -> Ranker | None:
+        """The memory's order of the rules' actions, for these symptoms; None without it."""
+        if not self.memory.enabled or not symptoms:
+            return None
+        return ranker(await self.memory.action_stats((s.type, s.component) for s in symptoms))
+
+    async def remember(
+        self,
+        platform: DataPlatform,
+        appeared: Sequence[Symptom],
+        changed: Sequence[Remediation],
+        now: datetime,
+    ) -> None:
+        """What this pass saw and did, in the memory: symptoms as outcomes, each decision
+        made or moved as its record."""
+        if not self.memory.enabled:
+            return
+        names = self.reconciler.names(platform)
+        await self.memory.record_outcomes(
+            platform, [symptom_outcome(s.type, s.component, now) for s in appeared]
+        )
+        await self.memory.record_remediations(
+            platform, [memory_record(r, names, now) for r in changed]
+        )
 
     def forget(self, namespace: str, name: str) -> None:
         """The platform is gone: its gauges with it."""

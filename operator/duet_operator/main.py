@@ -14,6 +14,7 @@ from duet_operator.handlers import dataplatform, healing, queryagent
 from duet_operator.healing import Healer, HealSettings
 from duet_operator.kube.client import Kube
 from duet_operator.models import GROUP
+from duet_operator.platform_memory import PlatformMemory
 from duet_operator.query_agents import QueryAgentReconciler
 from duet_operator.reconcile import Reconciler
 from duet_operator.settings import OperatorSettings
@@ -52,9 +53,12 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
         memo.workers = asyncio.Semaphore(config.max_concurrent_reconciles)
         memo.ready = False
         kube = await Kube.connect(kubeconfig)
-        memo.reconciler = Reconciler(kube, config)
+        # Opened once, off the loop (it creates or migrates its schema). A store that cannot
+        # be opened is said once and the operator runs without memory.
+        memo.memory = await PlatformMemory.start(config.memory)
+        memo.reconciler = Reconciler(kube, config, memo.memory)
         memo.query_agents = QueryAgentReconciler(kube, config)
-        memo.healer = Healer(kube, memo.reconciler, HealSettings())
+        memo.healer = Healer(kube, memo.reconciler, HealSettings(), memory=memo.memory)
         if config.metrics_port:
             memo.http = await http.serve(config.metrics_port, lambda: bool(memo.ready))
         memo.ready = True
@@ -66,6 +70,8 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
             await memo.http.cleanup()
         if getattr(memo, "reconciler", None) is not None:
             await memo.reconciler.kube.close()
+        if getattr(memo, "memory", None) is not None:
+            await asyncio.to_thread(memo.memory.close)
 
     dataplatform.register(registry, config.resync_seconds)
     queryagent.register(registry, config.resync_seconds)

@@ -3,15 +3,24 @@
 The cache key is a hash of what planning reads, so a resync or an operator restart never
 plans again (and, with a model planner, never pays for a second call). A refusal keeps the
 design in force: a platform that runs keeps running as it was.
+
+The figures of a new design, from the bottom up: the planner's (built-in or a model's), grown
+by the memory's lessons within pins, policy and budget (`apply_lessons`), then raised to the
+healer's adjustments (`adjust`): each layer only raises, a pin stops all of them, and each
+change is a rationale line naming where it came from. Lessons are not in the cache key: one
+learnt later applies to new platforms and spec changes, never to a design in force.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from duet_agents.memory.adjust import apply_lessons
+from duet_agents.memory.lessons import Lesson, MemoryPolicy
 from duet_agents.planner import capacity
 from duet_agents.planner.adjustments import adjust
 from duet_agents.planner.errors import PlanningError
@@ -61,10 +70,16 @@ def cached_plan(platform: DataPlatform, prices: PriceTable) -> PlanOutcome | Non
 
 
 def plan_platform(
-    platform: DataPlatform, prices: PriceTable, *, proposal: ModelPlan | None = None
+    platform: DataPlatform,
+    prices: PriceTable,
+    *,
+    proposal: ModelPlan | None = None,
+    lessons: Sequence[Lesson] = (),
+    memory_policy: MemoryPolicy | None = None,
 ) -> PlanOutcome:
     """Plan the spec: with the built-in planner, or take a model's checked `proposal` (whose
-    design is the built-in one when the model failed). Either way the same guards apply."""
+    design is the built-in one when the model failed). Either way the same guards apply, and
+    the `lessons` of similar platforms grow the design where they apply."""
     cached = cached_plan(platform, prices)
     if cached is not None:
         return cached
@@ -85,8 +100,11 @@ def plan_platform(
             tokens=proposal.usage.input_tokens + proposal.usage.output_tokens,
             cost_usd=float(proposal.cost_usd),
         )
+    request = platform.spec.plan_request()
+    if lessons:
+        design = apply_lessons(design, request, list(lessons), prices, policy=memory_policy)
     # The healer's raised figures outlive the planning they came after (planning.md).
-    design = adjust(design, platform.status.adjustments, platform.spec.plan_request(), prices)
+    design = adjust(design, platform.status.adjustments, request, prices)
     if current is not None and design.clickhouse.shards < current.clickhouse.shards:
         message = (
             f"the new requirements give {design.clickhouse.shards} shards, fewer than the "

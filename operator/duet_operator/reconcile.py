@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from duet_agents.llm.base import Usage
+from duet_agents.memory import Outcome as MemoryOutcome
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
@@ -43,6 +44,7 @@ from duet_operator.observe import (
     statefulset_components,
 )
 from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
+from duet_operator.platform_memory import PlatformMemory, first_ready_seconds
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
 from duet_operator.render.naming import PLATFORM_LABEL, Names
@@ -86,10 +88,14 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, memory: PlatformMemory | None = None
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.render_config = settings.render_config()
+        # Lessons before planning, and what was designed and how it went (docs/memory.md).
+        self.memory = memory or PlatformMemory(None, settings.memory)
 
     def names(self, platform: DataPlatform) -> Names:
         return Names(
@@ -154,17 +160,27 @@ class Reconciler:
         cached = cached_plan(platform, prices)
         if cached is not None:
             return cached
-        if platform.spec.planner.provider == PlannerProvider.BUILTIN:
-            return plan_platform(platform, prices)
-        try:
-            proposal = await self.ask_model(platform)
-        except PlanningError as e:
-            # The built-in planner refused too (an infeasible budget): nothing to fall back to.
-            return PlanOutcome(
-                platform.status.design, platform.status.plan_hash, False, Reason(e.reason),
-                str(e), False,
-            )  # fmt: skip
-        return plan_platform(platform, prices, proposal=proposal)
+        # Looked up only when really planning: a lesson learnt later never redesigns a
+        # platform whose spec did not change.
+        lessons = await self.memory.lessons_for(platform.spec.plan_request())
+        policy = self.settings.memory.policy
+        proposal = None
+        if platform.spec.planner.provider != PlannerProvider.BUILTIN:
+            try:
+                proposal = await self.ask_model(platform)
+            except PlanningError as e:
+                # The built-in planner refused too (an infeasible budget): nothing to fall
+                # back to.
+                return PlanOutcome(
+                    platform.status.design, platform.status.plan_hash, False, Reason(e.reason),
+                    str(e), False,
+                )  # fmt: skip
+        planned = plan_platform(
+            platform, prices, proposal=proposal, lessons=lessons, memory_policy=policy
+        )
+        if planned.changed and planned.design is not None:
+            await self.memory.record_design(platform, planned.design)
+        return planned
 
     async def ask_model(self, platform: DataPlatform) -> ModelPlan:
         """The model's checked design, or the built-in one with the reason. Never raises for a
@@ -306,6 +322,11 @@ class Reconciler:
                 platform.metadata.namespace or "default",
                 status.wire(),
             )
+        now = datetime.now(UTC)
+        seconds = first_ready_seconds(platform, status.phase, now)
+        if seconds is not None:
+            ready = MemoryOutcome(observed_at=now, time_to_ready_seconds=seconds)
+            await self.memory.record_outcomes(platform, [ready])
         replicas = observed.replicas if observed is not None else None
         return Outcome(status, transition_events(old, status), apply_error, replicas)
 

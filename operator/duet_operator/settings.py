@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duet_agents.llm.pricing import DEFAULT_LLM_PRICES, LLMPrices
+from duet_agents.memory import MemorySettings
 from duet_agents.planner.models import PriceTable
 from duet_operator.models.dataplatform import AutonomyMode
 from duet_operator.render.config import RenderConfig
@@ -64,6 +65,12 @@ class OperatorSettings(BaseSettings):
     duet_image: str = RenderConfig.duet_image
     cluster_domain: str = RenderConfig.cluster_domain
     prices: PriceTable = Field(default_factory=PriceTable)
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings,
+        description="The platform memory (docs/memory.md): DUET_MEMORY__ENABLED, "
+        "DUET_MEMORY__URL (sqlite:////var/lib/duet/memory.db in the chart), "
+        "DUET_MEMORY__TIMEOUT_SECONDS.",
+    )
 
     def token_prices(self) -> LLMPrices:
         return DEFAULT_LLM_PRICES.merged(self.llm_prices)

@@ -64,6 +64,9 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "DUET_RESYNC_SECONDS": str(self.resync_seconds),
             "DUET_APPLY_RETRY_SECONDS": "1",
+            # A memory of its own: lessons from other tests (or earlier runs, in the default
+            # ~/.local/state) must not change the designs this operator's tests check.
+            "DUET_MEMORY__URL": f"sqlite:///{self.log_path.parent / 'memory.db'}",
         }
         env.update(self.env)
         command = [

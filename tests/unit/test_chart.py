@@ -223,11 +223,11 @@ def test_the_operator_runs_without_privileges() -> None:
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    # Writable scratch only where it is mounted.
-    (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == "/tmp"
+    # Writable only where a volume is mounted: scratch, and the platform memory's SQLite file.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/var/lib/duet"}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes[mount["name"]]
+    assert all("emptyDir" in volumes[name] for name in mounts.values())
     assert container["resources"]["requests"].keys() == {"cpu", "memory"}
     assert "memory" in container["resources"]["limits"]
 

@@ -131,7 +131,8 @@ def test_readiness_waits_for_every_expected_statefulset() -> None:
 def test_readiness_counts_replicas_per_component() -> None:
     p = platform(requirements={"dataVolume": "40Ti", "availability": "high"})
     design = plan_platform(p, PRICES).design
-    assert design is not None and design.clickhouse.shards >= 2
+    assert design is not None
+    assert design.clickhouse.shards >= 2
     expected = expected_statefulsets(NAMES, design)
     components = statefulset_components(NAMES, design)
     shards = design.clickhouse.shards

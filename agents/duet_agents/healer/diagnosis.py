@@ -6,6 +6,10 @@ the diagnosis says why each was ruled out and proposes nothing: a person has to 
 rules read the platform's recent decisions for one thing: a restart that did not cure a
 symptom is not repeated within `Thresholds.restart_window`; the rules move on to the next
 remedy (rebuilding the replica, promoting a standby), which needs approval.
+
+With a `rank` (the operator's, from the platform memory), a symptom for which more than one
+listed action applies gets them in the order the rank gives, and its reason in the text: the
+remedy that verified most often on the same symptom comes first.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from duet_agents.schema import CamelModel
 MAX_DIAGNOSIS_CHARS = 1500
 
 A = ActionType
+
+# The applicable actions (in the rules' order) -> the order to offer them in, and why.
+Ranker = Callable[[Symptom, Sequence[ActionType]], tuple[list[ActionType], str]]
 
 
 class Diagnosis(CamelModel):
@@ -56,11 +63,18 @@ def diagnose(
     thresholds: Thresholds | None = None,
     limits: Limits | None = None,
     history: Sequence[PastDecision] = (),
+    rank: Ranker | None = None,
 ) -> list[Diagnosis]:
     """One diagnosis per symptom, in the symptoms' order."""
     return [
         diagnose_symptom(
-            observation, s, now=now, thresholds=thresholds, limits=limits, history=history
+            observation,
+            s,
+            now=now,
+            thresholds=thresholds,
+            limits=limits,
+            history=history,
+            rank=rank,
         )
         for s in symptoms
     ]
@@ -74,18 +88,32 @@ def diagnose_symptom(
     thresholds: Thresholds | None = None,
     limits: Limits | None = None,
     history: Sequence[PastDecision] = (),
+    rank: Ranker | None = None,
 ) -> Diagnosis:
     t, lim = thresholds or Thresholds(), limits or Limits()
     finding, candidates = _rule(observation, symptom, now, t, history)
     ruled_out: list[str] = []
+    applicable: dict[ActionType, Plan] = {}
     for action in candidates:
         try:
-            plan = PLAYBOOK[action].plan(observation, symptom, lim)
+            applicable[action] = PLAYBOOK[action].plan(observation, symptom, lim)
         except NotApplicableError as e:
             ruled_out.append(f"{action}: {e}")
             continue
+        if rank is None:
+            break  # the first that applies is the rules' choice; the rest are not looked at
+    ranking = ""
+    order = list(applicable)
+    if rank is not None and len(order) > 1:
+        ranked, ranking = rank(symptom, order)
+        # Only reorders: an action the rank does not know keeps its place after those it does.
+        order = [a for a in ranked if a in applicable] + [a for a in order if a not in ranked]
+        ranking = f" {ranking}"
+    if order:
+        action = order[0]
+        plan = applicable[action]
         text = f"{symptom.reason}. {finding} Proposed: {action}, {PLAYBOOK[action].summary}"
-        text += f" ({_describe(plan)})." + _not_chosen(ruled_out)
+        text += f" ({_describe(plan)})." + ranking + _not_chosen(ruled_out)
         return Diagnosis(
             symptom=symptom,
             text=clip(text, MAX_DIAGNOSIS_CHARS),

@@ -13,6 +13,7 @@
 
     # healing: the rules' candidate actions, best record first, and why
     ranked = rank_actions(symptom.type, candidates, store.action_stats(symptom.type, component))
+    diagnose(observation, symptoms, ..., rank=ranker({(type, component): stats, ...}))
 
 Only figures and shapes are stored: requirement figures, sizes, enums, object names, word
 hashes of descriptions; never data, secrets or query text. See docs/memory.md.
@@ -39,8 +40,10 @@ from duet_agents.memory.patterns import (
 from duet_agents.memory.ranking import (
     ActionStats,
     RankedAction,
+    StatsKey,
     merge_stats,
     rank_actions,
+    ranker,
     ranking_reason,
     stats_from_history,
 )
@@ -67,6 +70,7 @@ __all__ = [
     "RankedAction",
     "RemediationRecord",
     "Resource",
+    "StatsKey",
     "UnknownPlatformError",
     "apply_lessons",
     "default_url",
@@ -76,6 +80,7 @@ __all__ = [
     "parse_pattern_id",
     "pattern_id",
     "rank_actions",
+    "ranker",
     "ranking_reason",
     "stats_from_history",
 ]

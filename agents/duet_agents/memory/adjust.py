@@ -15,45 +15,37 @@ from decimal import ROUND_CEILING, Decimal
 
 from duet_agents.healer.observations import Component
 from duet_agents.memory.lessons import Lesson, MemoryPolicy, Resource
+from duet_agents.planner.adjustments import AdjustedField, current_value, pinned_fields
 from duet_agents.planner.capacity import monthly_cost_usd
-from duet_agents.planner.models import (
-    PlanRequest,
-    PlatformDesign,
-    PriceTable,
-    Resources,
-    ResourcesPin,
-    Storage,
-    StoragePin,
-)
+from duet_agents.planner.models import PlanRequest, PlatformDesign, PriceTable
 from duet_agents.planner.policy import PlannerPolicy, PodLimits
 from duet_agents.units import GiB, format_bytes, parse_quantity
 
 
 @dataclass(frozen=True)
 class _Target:
-    """Where a lesson's figure lives in the design, the request's pins and the policy."""
+    """Where a lesson's figure lives: the design's field (the same the healer's adjustments
+    raise, so pins, reading and writing are theirs) and its rationale line."""
 
+    field: AdjustedField
     label: str  # the rationale line of the figure starts with this
-    path: str  # its pin, under spec
+
+    @property
+    def path(self) -> str:
+        return f"spec.{self.field}"  # the pin: the spec names it as the design does
 
 
 _TARGETS = {
     (Component.CLICKHOUSE, Resource.MEMORY): _Target(
-        "memory per replica", "spec.clickhouse.resources.memory"
+        AdjustedField.CLICKHOUSE_MEMORY, "memory per replica"
     ),
     (Component.CLICKHOUSE, Resource.STORAGE): _Target(
-        "storage per replica", "spec.clickhouse.storage.size"
+        AdjustedField.CLICKHOUSE_STORAGE, "storage per replica"
     ),
-    (Component.KEEPER, Resource.MEMORY): _Target(
-        "keeper pod", "spec.clickhouse.keeper.resources.memory"
-    ),
-    (Component.KEEPER, Resource.STORAGE): _Target(
-        "keeper pod", "spec.clickhouse.keeper.storage.size"
-    ),
-    (Component.POSTGRES, Resource.MEMORY): _Target(
-        "postgres pod", "spec.postgres.resources.memory"
-    ),
-    (Component.POSTGRES, Resource.STORAGE): _Target("postgres pod", "spec.postgres.storage.size"),
+    (Component.KEEPER, Resource.MEMORY): _Target(AdjustedField.KEEPER_MEMORY, "keeper pod"),
+    (Component.KEEPER, Resource.STORAGE): _Target(AdjustedField.KEEPER_STORAGE, "keeper pod"),
+    (Component.POSTGRES, Resource.MEMORY): _Target(AdjustedField.POSTGRES_MEMORY, "postgres pod"),
+    (Component.POSTGRES, Resource.STORAGE): _Target(AdjustedField.POSTGRES_STORAGE, "postgres pod"),
 }
 
 
@@ -77,15 +69,16 @@ def apply_lessons(
         key = (lesson.component, lesson.resource)
         if key not in strongest or lesson.factor > strongest[key].factor:
             strongest[key] = lesson
+    pinned = pinned_fields(request)
     for key, lesson in sorted(strongest.items()):
         target = _TARGETS[key]
         because = lesson.because(policy.max_evidence_shown)
-        if _pinned(request, *key) is not None:
+        if target.field in pinned:
             _insert(
                 lines, target.label, f"{target.label}: kept — pinned ({target.path}); {because}"
             )
             continue
-        current = parse_quantity(_value(adjusted, *key))
+        current = parse_quantity(current_value(adjusted, target.field))
         factor = min(lesson.factor, policy.max_factor)
         ceiling = parse_quantity(_limit(planner_policy, *key))
         grown = min(_whole_gib(current * factor), max(ceiling, current))
@@ -97,7 +90,7 @@ def apply_lessons(
                 f"maximum of {format_bytes(int(ceiling))}; {because}",
             )
             continue
-        candidate = _with_value(adjusted, *key, format_bytes(int(grown)))
+        candidate = _with_value(adjusted, target.field, format_bytes(int(grown)))
         cost = monthly_cost_usd(candidate.clickhouse, candidate.postgres, prices)
         if request.budget is not None and cost > request.budget.monthly_usd:
             _insert(
@@ -131,48 +124,14 @@ def apply_lessons(
     return adjusted.model_copy(update={"rationale": lines})
 
 
-def _pinned(request: PlanRequest, component: Component, resource: Resource) -> str | None:
-    ch, pg = request.clickhouse, request.postgres
-    if component is Component.CLICKHOUSE:
-        resources, storage = ch.resources, ch.storage
-    elif component is Component.KEEPER:
-        resources = ch.keeper.resources if ch.keeper else None
-        storage = ch.keeper.storage if ch.keeper else None
-    else:
-        resources, storage = pg.resources, pg.storage
-    if resource is Resource.MEMORY:
-        return (resources or ResourcesPin()).memory
-    return (storage or StoragePin()).size
-
-
-def _pod(design: PlatformDesign, component: Component) -> tuple[Resources, Storage]:
-    if component is Component.CLICKHOUSE:
-        return design.clickhouse.resources, design.clickhouse.storage
-    if component is Component.KEEPER:
-        return design.clickhouse.keeper.resources, design.clickhouse.keeper.storage
-    return design.postgres.resources, design.postgres.storage
-
-
-def _value(design: PlatformDesign, component: Component, resource: Resource) -> str:
-    resources, storage = _pod(design, component)
-    return resources.memory if resource is Resource.MEMORY else storage.size
-
-
-def _with_value(
-    design: PlatformDesign, component: Component, resource: Resource, value: str
-) -> PlatformDesign:
-    resources, storage = _pod(design, component)
-    if resource is Resource.MEMORY:
-        update: dict[str, object] = {"resources": resources.model_copy(update={"memory": value})}
-    else:
-        update = {"storage": storage.model_copy(update={"size": value})}
-    ch = design.clickhouse
-    if component is Component.CLICKHOUSE:
-        return design.model_copy(update={"clickhouse": ch.model_copy(update=update)})
-    if component is Component.KEEPER:
-        keeper = ch.keeper.model_copy(update=update)
-        return design.model_copy(update={"clickhouse": ch.model_copy(update={"keeper": keeper})})
-    return design.model_copy(update={"postgres": design.postgres.model_copy(update=update)})
+def _with_value(design: PlatformDesign, field: AdjustedField, value: str) -> PlatformDesign:
+    wire = design.wire()
+    *parents, leaf = field.value.split(".")
+    node = wire
+    for name in parents:
+        node = node[name]
+    node[leaf] = value
+    return PlatformDesign.model_validate(wire)
 
 
 def _limit(policy: PlannerPolicy, component: Component, resource: Resource) -> str:

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import Field
 
 from duet_agents.healer.actions import ActionType
+from duet_agents.healer.diagnosis import Ranker
 from duet_agents.healer.history import DecisionPhase, PastDecision
 from duet_agents.healer.observations import Component
-from duet_agents.healer.symptoms import SymptomType
+from duet_agents.healer.symptoms import Symptom, SymptomType
 from duet_agents.schema import CamelModel
 
 
@@ -79,6 +80,21 @@ def ranking_reason(ranked: Sequence[RankedAction]) -> str:
     if not any(item.verified or item.failed for item in ranked):
         return "No past results for these actions: the rules' order."
     return "Ranked by past results: " + "; ".join(item.reason for item in ranked) + "."
+
+
+StatsKey = tuple[SymptomType, Component | None]
+
+
+def ranker(stats: Mapping[StatsKey, Mapping[ActionType, ActionStats]]) -> Ranker:
+    """The diagnosis's `rank` over counts already looked up, by symptom type and component
+    (the lookup is I/O, the diagnosis is not)."""
+
+    def rank(symptom: Symptom, candidates: Sequence[ActionType]) -> tuple[list[ActionType], str]:
+        record = stats.get((symptom.type, symptom.component), {})
+        ranked = rank_actions(symptom.type, candidates, record, symptom.component)
+        return [item.action for item in ranked], ranking_reason(ranked)
+
+    return rank
 
 
 def stats_from_history(

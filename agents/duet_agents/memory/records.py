@@ -63,14 +63,30 @@ class RemediationRecord(CamelModel):
         decided_at: AwareDatetime,
     ) -> RemediationRecord:
         """The record of a decision: the plan's sizes kept, its object names dropped."""
-        before, after = _figure(plan, "from"), _figure(plan, "to")
+        return cls.of_parts(
+            name, symptom.type, symptom.component, plan, phase=phase, decided_at=decided_at
+        )
+
+    @classmethod
+    def of_parts(
+        cls,
+        name: str,
+        symptom: SymptomType,
+        component: Component | None,
+        plan: Plan,
+        *,
+        phase: DecisionPhase,
+        decided_at: AwareDatetime,
+    ) -> RemediationRecord:
+        """The same from a decision's parts, as a Remediation object keeps them (its symptom
+        type, the component, the action and its parameters)."""
         return cls(
             name=name,
-            symptom=symptom.type,
-            component=symptom.component,
+            symptom=symptom,
+            component=component,
             action=plan.action,
-            before=before,
-            after=after,
+            before=_figure(plan, "from"),
+            after=_figure(plan, "to"),
             phase=phase,
             decided_at=decided_at,
         )
