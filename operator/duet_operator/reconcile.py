@@ -414,6 +414,7 @@ def next_status(
             else None
         ),
         adjustments=old.adjustments,
+        postgres_primary=old.postgres_primary,
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from duet_operator import yamlio
-from duet_operator.models.dataplatform import DeletionPolicy
+from duet_operator.models.dataplatform import DataPlatformStatus, DeletionPolicy
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.objects import CONFIG_HASH_ANNOTATION
 from duet_operator.render.platform import build_platform
@@ -199,6 +199,32 @@ def test_postgres_primary_is_pod_zero_and_standbys_clone_it() -> None:
     assert "shared_buffers = '512MB'" in files["postgresql.conf"]
     assert "GRANT SELECT ON ALL TABLES IN SCHEMA public TO readonly" in files["init-roles.sh"]
     assert "GRANT pg_read_all_data" not in files["init-roles.sh"], "it would expose pg_authid"
+
+
+def postgres_env(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    (container, _) = by_kind(manifests, "StatefulSet")["clicks-postgres"]["spec"]["template"][
+        "spec"
+    ]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+@pytest.mark.parametrize(("promoted", "instances", "primary"), [(1, 3, "1"), (2, 2, "0")])
+def test_the_primary_follows_a_promotion_while_the_design_has_it(
+    promoted: int, instances: int, primary: str
+) -> None:
+    p = platform().model_copy(update={"status": DataPlatformStatus(postgres_primary=promoted)})
+    manifests = build_platform(p, design(postgres_instances=instances), CONFIG, SECRETS)
+    rw = by_kind(manifests, "Service")["clicks-postgres-rw"]["spec"]["selector"]
+    assert rw["apps.kubernetes.io/pod-index"] == primary
+    env = postgres_env(manifests)
+    assert env["PRIMARY_ORDINAL"] == primary
+    host = f"clicks-postgres-{primary}.clicks-postgres-headless.analytics.svc.cluster.local"
+    assert env["PRIMARY_HOST"] == host
+    # Checksums for new clusters, hint bits in the WAL: what pg_rewind needs to bring a former
+    # primary back after the promotion.
+    assert env["POSTGRES_INITDB_ARGS"] == "--data-checksums"
+    conf = by_kind(manifests, "ConfigMap")["clicks-postgres-config"]["data"]["postgresql.conf"]
+    assert "wal_log_hints = on" in conf
 
 
 def test_xml_values_are_escaped_and_keys_sorted() -> None:

@@ -213,6 +213,12 @@ class DataPlatformStatus(CamelModel):
         description="Figures the healer raised (memory, storage, shards), each with the"
         " Remediation that did: floors over every later design. A figure pinned in spec wins.",
     )
+    postgres_primary: int | None = Field(
+        default=None,
+        ge=0,
+        description="Ordinal of the PostgreSQL instance that is primary, once a"
+        " promotePostgresReplica Remediation moved it; unset: instance 0.",
+    )
 
 
 class DataPlatform(CamelModel):

@@ -1,8 +1,13 @@
 """PostgreSQL for metadata: a primary and streaming replicas in one StatefulSet.
 
-Pod 0 is the primary; every other pod clones it with pg_basebackup on first start and follows
-it as a hot standby. The read-write Service selects pod 0 by its index label, the read-only
-Service every instance. (Failover, promoting a standby, is the healer's job.)
+One instance is the primary: pod 0, until the healer promotes a standby
+(promotePostgresReplica records its ordinal in `status.postgresPrimary`). Every other pod
+clones the primary with pg_basebackup on first start and follows it as a hot standby. The
+read-write Service selects the primary by its pod-index label, the read-only Service every
+instance. When the primary moves, the entrypoint turns each instance into what it now is: the
+chosen standby starts without its standby.signal (a promotion), and a former primary, whose
+history may have diverged from the new one, is rewound onto it with pg_rewind or, failing
+that, set aside and cloned anew. No data directory is ever deleted.
 """
 
 from __future__ import annotations
@@ -30,23 +35,70 @@ READONLY_PASSWORD_KEY = "readonly-password"
 REPLICATION_PASSWORD_KEY = "replication-password"
 
 ENTRYPOINT = f"""#!/bin/sh
-# Pod 0 starts (and on first start initialises) the primary. Any other pod clones the primary
-# once, then runs as a hot standby that streams from it.
+# The instance whose ordinal is $PRIMARY_ORDINAL runs the primary (and initialises it on first
+# start). Every other instance clones the primary once, then follows it as a hot standby.
 set -eu
 ordinal="${{HOSTNAME##*-}}"
-if [ "$ordinal" != "0" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
-  export PGPASSWORD="$POSTGRES_REPLICATION_PASSWORD"
-  until pg_basebackup --host="$PRIMARY_HOST" --username={REPLICATION_USER} \\
-      --pgdata="$PGDATA" --write-recovery-conf --wal-method=stream --checkpoint=fast; do
+base="$(dirname "$PGDATA")"
+# libpq reads the passwords from a file on the data volume (the root filesystem is read-only),
+# so they are on no command line.
+passfile="$base/.pgpass"
+(umask 077 && printf '*:*:*:%s:%s\\n*:*:*:%s:%s\\n' \\
+  {REPLICATION_USER} "$POSTGRES_REPLICATION_PASSWORD" {SUPERUSER} "$POSTGRES_PASSWORD" >"$passfile")
+primary="host=$PRIMARY_HOST port=$PRIMARY_PORT passfile=$passfile"
+run() {{
+  # cluster_name names a standby to its primary (pg_stat_replication.application_name): the
+  # healer's lag probe tells the standbys apart by it.
+  exec docker-entrypoint.sh postgres -c config_file={CONFIG_DIR}/postgresql.conf \\
+    -c hba_file={CONFIG_DIR}/pg_hba.conf -c cluster_name="$HOSTNAME" "$@"
+}}
+if [ "$ordinal" = "$PRIMARY_ORDINAL" ]; then
+  if [ "$ordinal" != 0 ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    # Only the first instance of a new platform starts empty; an empty promoted one would be
+    # a new, empty database in place of the platform's.
+    echo "instance $ordinal is the primary but has no data: not initialising an empty one" >&2
+    exit 1
+  fi
+  if [ -f "$PGDATA/standby.signal" ]; then
+    # A standby chosen as the primary. It starts as the standby it is and is then promoted,
+    # which begins a new timeline: a former primary's writes after the fork are told apart
+    # and rewound, rather than mixed in (removing standby.signal would not: same timeline).
+    # The server becomes PID 1 and so this helper's parent: it must end with status 0,
+    # which the server takes for a normal exit.
+    (
+      until pg_isready --quiet --host=127.0.0.1; do sleep 1; done
+      pg_ctl promote --pgdata="$PGDATA" || echo "promotion failed; the operator retries it"
+      exit 0
+    ) &
+  fi
+  run
+fi
+if [ -s "$PGDATA/PG_VERSION" ] && [ ! -f "$PGDATA/standby.signal" ]; then
+  # A former primary: its last writes may never have reached the new one.
+  echo "was a primary: rewinding onto the primary at $PRIMARY_HOST"
+  # Its crash recovery must run with our settings (wal_log_hints), not the data directory's
+  # own postgresql.conf; PostgreSQL before 15 cannot be told, and then relies on checksums.
+  config=""
+  if pg_rewind --help | grep -q -- --config-file; then
+    config="--config-file={CONFIG_DIR}/postgresql.conf"
+  fi
+  if ! pg_rewind --target-pgdata="$PGDATA" $config \\
+      --source-server="$primary user={SUPERUSER} dbname=postgres"; then
+    aside="$base/pgdata.diverged.$(date -u +%Y%m%dT%H%M%SZ)"
+    echo "pg_rewind failed: the old data stays in $aside; cloning the primary anew"
+    mv "$PGDATA" "$aside"
+  fi
+fi
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  until pg_basebackup --dbname="$primary user={REPLICATION_USER}" --pgdata="$PGDATA" \\
+      --wal-method=stream --checkpoint=fast; do
     echo "waiting for the primary at $PRIMARY_HOST"; rm -rf "$PGDATA"; sleep 5
   done
-  unset PGPASSWORD
   chmod 0700 "$PGDATA"
 fi
-# cluster_name names a standby to its primary (pg_stat_replication.application_name): the
-# healer's lag probe tells the standbys apart by it.
-exec docker-entrypoint.sh postgres -c config_file={CONFIG_DIR}/postgresql.conf \\
-  -c hba_file={CONFIG_DIR}/pg_hba.conf -c cluster_name="$HOSTNAME"
+touch "$PGDATA/standby.signal"
+# On the command line, so that it follows PRIMARY_HOST whatever an older clone recorded.
+run -c "primary_conninfo=$primary user={REPLICATION_USER} application_name=$HOSTNAME"
 """
 
 # Runs once, when the primary's data directory is created (the image's init hook).
@@ -89,11 +141,20 @@ def postgresql_conf(memory: str) -> str:
         "max_replication_slots": "10",
         "hot_standby": "on",
         "wal_keep_size": "'1GB'",
+        # pg_rewind needs it to bring a former primary back as a standby after a promotion.
+        "wal_log_hints": "on",
         "password_encryption": "'scram-sha-256'",
         "log_min_duration_statement": "1000",
     }
     lines = [f"{key} = {value}" for key, value in sorted(settings.items())]
     return "# Managed by Duet.\n" + "\n".join(lines) + "\n"
+
+
+def primary_of(platform: DataPlatform, instances: int) -> int:
+    """The primary's ordinal: the promoted one, while the design still has that instance;
+    else pod 0 (the only one sure to exist), whose entrypoint then promotes it."""
+    promoted = platform.status.postgres_primary
+    return promoted if promoted is not None and promoted < instances else 0
 
 
 def build_postgres(
@@ -112,13 +173,18 @@ def build_postgres(
         "init-roles.sh": INIT_SQL_SCRIPT,
     }
     credentials = names.postgres_credentials
+    primary_ordinal = primary_of(platform, pg.instances)
     env = [
         {"name": "PGDATA", "value": PGDATA},
         {"name": "POSTGRES_USER", "value": SUPERUSER},
+        {"name": "PRIMARY_ORDINAL", "value": str(primary_ordinal)},
         {
             "name": "PRIMARY_HOST",
-            "value": names.fqdn(f"{names.postgres}-0", names.postgres_headless),
+            "value": names.fqdn(f"{names.postgres}-{primary_ordinal}", names.postgres_headless),
         },
+        {"name": "PRIMARY_PORT", "value": str(PORT)},
+        # Checksums catch corrupted pages, and let pg_rewind bring back a former primary.
+        {"name": "POSTGRES_INITDB_ARGS", "value": "--data-checksums"},
         o.secret_env("POSTGRES_PASSWORD", credentials, SUPERUSER_PASSWORD_KEY),
         o.secret_env("POSTGRES_READONLY_PASSWORD", credentials, READONLY_PASSWORD_KEY),
         o.secret_env("POSTGRES_REPLICATION_PASSWORD", credentials, REPLICATION_PASSWORD_KEY),
@@ -180,7 +246,7 @@ def build_postgres(
             storage=pg.storage,
         ),
     )
-    primary = select | {POD_INDEX_LABEL: "0"}
+    primary = select | {POD_INDEX_LABEL: str(primary_ordinal)}
     manifests = [
         o.config_map(platform, names.postgres_config, meta_labels, files),
         o.service(
