@@ -7,13 +7,14 @@ that is not suppressed becomes a `Remediation` owned by the platform, and every 
 of one is an Event on the platform. The pure helpers (names, the body of a Remediation, the
 policy's view of one) come first and are unit tested; the `Healer` class does the calls.
 
-Every action but promotePostgresReplica is executed: restartPod deletes the pod;
-replaceReplica deletes the pod and its volume claim (always approved by a person first);
-reapply reconciles; raiseMemory, expandStorage and scaleOut raise a figure of the design
-(`status.adjustments`, a floor over every later planning) and reconcile, so the change is the
-design's and the drift timer keeps it. An approved or automatic decision this version cannot
-execute is moved to Failed saying so, and counts for the policy as turned down (its cooldown
-starts), so it is not proposed again on every pass.
+Every action of the playbook is executed: restartPod deletes the pod; replaceReplica deletes
+the pod and its volume claim (always approved by a person first); reapply reconciles;
+raiseMemory, expandStorage and scaleOut raise a figure of the design (`status.adjustments`, a
+floor over every later planning) and reconcile, so the change is the design's and the drift
+timer keeps it; promotePostgresReplica promotes the standby with `pg_promote()` and moves
+`status.postgresPrimary`, which the rendering follows. A decision for an action this version
+does not know is moved to Failed saying so, and counts for the policy as turned down (its
+cooldown starts), so it is not proposed again on every pass.
 
 While a decision is being carried out (Approved or Applied, not yet Verified) the platform's
 condition `Healing` is True and its phase, when not Ready, is Healing rather than Degraded.
@@ -75,7 +76,7 @@ from duet_agents.planner.adjustments import (
     merged,
     pinned_fields,
 )
-from duet_operator import metrics
+from duet_operator import metrics, postgres_failover
 from duet_operator.kube.client import Kube, KubeError, Manifest
 from duet_operator.models import API_VERSION, GROUP, DataPlatform
 from duet_operator.models.common import Condition, ConditionStatus
@@ -87,6 +88,7 @@ from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.reconcile import Event, Reconciler
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.objects import owner_reference
+from duet_operator.render.postgres import primary_of
 from duet_operator.status import ConditionType, Reason, find, set_condition
 from duet_operator.status import phase_of as platform_phase
 from duet_operator.volumes import claim_owner
@@ -109,6 +111,7 @@ EXECUTABLE = frozenset(
         ActionType.EXPAND_STORAGE,
         ActionType.SCALE_OUT,
         ActionType.REPLACE_REPLICA,
+        ActionType.PROMOTE_POSTGRES_REPLICA,
     }
 )
 # The condition that marks a decision this version could not carry out.
@@ -417,6 +420,21 @@ def component_of_record(record: Remediation, names: Names) -> Component | None:
     return None
 
 
+def postgres_ordinal(names: Names, pod: str) -> int | None:
+    """The ordinal of one of the platform's PostgreSQL pods (`<platform>-postgres-<n>`)."""
+    prefix = f"{names.postgres}-"
+    tail = pod.removeprefix(prefix)
+    return int(tail) if pod.startswith(prefix) and tail.isdigit() else None
+
+
+def postgres_primary_pod(platform: DataPlatform, names: Names) -> str | None:
+    """The pod the operator renders as PostgreSQL's primary, as render/postgres.py picks it."""
+    design = platform.status.design
+    if design is None or not design.postgres.enabled:
+        return None
+    return f"{names.postgres}-{primary_of(platform, design.postgres.instances)}"
+
+
 def memory_record(record: Remediation, names: Names, now: datetime) -> RemediationRecord:
     """The memory's record of a Remediation as it stands: sizes and enums, no object names.
     Its phase is the policy's (`past_decision`): a decision this version could not execute
@@ -609,10 +627,11 @@ class Healer:
             events = await self.kube.list_objects("v1", "Event", namespace, "")
         pod_names = {p["metadata"]["name"] for p in pods}
         readings = await self.probes.observe(platform, pods)
+        primary = postgres_primary_pod(platform, self.reconciler.names(platform))
         return Observation(
             platform=platform.metadata.name,
             namespace=namespace,
-            pods=[pod_observation(p) for p in pods],
+            pods=[pod_observation(p, postgres_primary=primary) for p in pods],
             statefulsets=[statefulset_observation(s) for s in sets if has_component(s)],
             claims=[claim_observation(c, storage_classes=classes) for c in claims],
             events=[
@@ -741,6 +760,8 @@ class Healer:
             return f"deleted pod {name}; its StatefulSet recreates it", []
         if action is ActionType.REPLACE_REPLICA:
             return await self.replace_replica(platform, record), []
+        if action is ActionType.PROMOTE_POSTGRES_REPLICA:
+            return await self.promote_postgres(platform, record)
         adjustment = adjustment_for(record, self.reconciler.names(platform), datetime.now(UTC))
         if adjustment is not None:
             return await self.raise_figure(platform, adjustment)
@@ -783,6 +804,40 @@ class Healer:
             f"deleted claim {claim} and pod {pod}; the StatefulSet recreates both and the "
             "replica copies its data from its peers"
         )
+
+    async def promote_postgres(
+        self, platform: DataPlatform, record: Remediation
+    ) -> tuple[str, list[Event]]:
+        """Make the standby `to` the PostgreSQL primary: promoted at once (`pg_promote()`),
+        then named in `status.postgresPrimary`, which the read-write Service and every pod's
+        entrypoint follow (the lost primary, when it comes back, is rewound onto the new
+        history). Idempotent: a standby already promoted is not promoted again."""
+        names = self.reconciler.names(platform)
+        standby = record.spec.action.parameters["to"]
+        ordinal = postgres_ordinal(names, standby)
+        design = platform.status.design
+        if design is None or ordinal is None or ordinal >= design.postgres.instances:
+            raise RefusedError(f"{standby} is not one of the platform's PostgreSQL instances")
+        try:
+            url = await self.probes.postgres_url(names, standby)
+            promoted = await postgres_failover.promote(url)
+        except (ValueError, postgres_failover.PromotionError) as e:
+            raise RefusedError(f"promoting {standby} failed: {e}") from None
+        meta = platform.metadata
+        await self.kube.patch_status(
+            API_VERSION, "DataPlatform", meta.name, meta.namespace or "default",
+            {"postgresPrimary": ordinal},
+        )  # fmt: skip
+        status = platform.status.model_copy(update={"postgres_primary": ordinal})
+        outcome = await self.reconciler.reconcile(platform.model_copy(update={"status": status}))
+        done = "promoted" if promoted else "was already promoted"
+        message = (
+            f"{standby} {done} and is the primary: the read-write Service selects it, and the"
+            " other instances follow it as they restart"
+        )
+        if outcome.apply_error:
+            return f"{message}; applying that failed for now, the reconcile retries", []
+        return message, list(outcome.events)
 
     async def raise_figure(
         self, platform: DataPlatform, adjustment: Adjustment

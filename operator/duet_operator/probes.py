@@ -338,6 +338,20 @@ class DatabaseProbes:
             ),
         )
 
+    async def postgres_url(self, names: Names, pod: str) -> DatabaseURL:
+        """Where, and as the superuser, to reach PostgreSQL pod `pod` (an override in
+        `settings.urls` included); ValueError, with the reason, when there is no login."""
+        data = await self._secret(names.postgres_credentials, names.namespace, True)
+        login = login_from(
+            data,
+            "superuser",
+            postgres.SUPERUSER,
+            postgres.SUPERUSER_PASSWORD_KEY,
+            names.postgres_credentials,
+        )
+        override = self.settings.urls.get(f"{names.namespace}/{pod}", self.settings.urls.get(pod))
+        return server_url(names, pod, Component.POSTGRES, login, override)
+
     async def _secret(self, name: str, namespace: str, needed: bool) -> dict[str, str] | None:
         if not needed:
             return None
