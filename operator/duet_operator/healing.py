@@ -28,6 +28,7 @@ each step of each Remediation as its record (docs/memory.md). The memory never f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -57,7 +58,7 @@ from duet_agents.healer import (
     diagnose,
 )
 from duet_agents.healer.actions import Limits, Plan
-from duet_agents.healer.diagnosis import Ranker
+from duet_agents.healer.diagnosis import Diagnosis, Ranker
 from duet_agents.healer.observations import Component
 from duet_agents.healer.readings import (
     claim_observation,
@@ -81,7 +82,7 @@ from duet_operator.kube.client import Kube, KubeError, Manifest
 from duet_operator.models import API_VERSION, GROUP, DataPlatform
 from duet_operator.models.common import Condition, ConditionStatus
 from duet_operator.models.dataplatform import AutonomyMode as SpecAutonomyMode
-from duet_operator.models.dataplatform import DataPlatformStatus, Phase
+from duet_operator.models.dataplatform import DataPlatformStatus, Phase, PlannerProvider
 from duet_operator.models.remediation import Remediation, RemediationPhase, RemediationStatus
 from duet_operator.platform_memory import PlatformMemory, symptom_outcome
 from duet_operator.probes import DatabaseProbes, ProbeSettings
@@ -532,6 +533,9 @@ class Healer:
         self.thresholds = thresholds or Thresholds()
         # Platforms with a pass already queued on the lock: pod events coalesce into it.
         self.waiting: set[str] = set()
+        # Platforms with a remedy Applied and not yet verified: a pod of theirs turning healthy
+        # is worth a pass (the verification), not only one turning unwell.
+        self.verifying: set[str] = set()
         self._active: dict[str, dict[str, Symptom]] = {}
         self._storage_classes_refused = False
         self.probes = DatabaseProbes(
@@ -568,12 +572,70 @@ class Healer:
             limits=limits_of(platform),
             rank=await self.ranking(symptoms),
         )
+        if platform.spec.planner.provider != PlannerProvider.BUILTIN:
+            decisions = decide(diagnoses, autonomy=autonomy, history=history, now=now)
+            diagnoses = await self.with_model(platform, observation, decisions, history, now)
         for decision in decide(diagnoses, autonomy=autonomy, history=history, now=now):
             if decision.outcome is Outcome.SUPPRESSED or decision.diagnosis.action is None:
                 continue  # a symptom without a remedy is told by its SymptomDetected Event
             events += await self.record(platform, decision, ledger, autonomy, now)
         await self.remember(platform, appeared, moved(ledger, phases), now)
+        if any(phase_of(r) is RemediationPhase.APPLIED for r in ledger):
+            self.verifying.add(key)
+        else:
+            self.verifying.discard(key)
         return events + await self.report_healing(platform, ledger, now)
+
+    async def with_model(
+        self,
+        platform: DataPlatform,
+        observation: Observation,
+        decisions: Sequence[Decision],
+        history: Sequence[PastDecision],
+        now: datetime,
+    ) -> list[Diagnosis]:
+        """The rules' diagnoses, with the platform's model choosing instead for each symptom
+        about to become a new decision (so the model is asked once per symptom, not per
+        pass). The model picks among the actions the playbook offers for the symptom, with
+        the playbook's parameters; any failure of it, or no answer within the planner's
+        deadline, leaves the rules' choice."""
+        diagnoses = [d.diagnosis for d in decisions]
+        fresh = [
+            d.diagnosis.symptom
+            for d in decisions
+            if d.outcome is not Outcome.SUPPRESSED and d.diagnosis.action is not None
+        ]
+        if not fresh:
+            return diagnoses
+        # LangGraph and the SDKs load on first use: operators without models never pay them.
+        from duet_agents.healer.graph import diagnose_all_with_model  # noqa: PLC0415
+
+        settings = self.reconciler.settings
+        model = await self.reconciler.platform_model(platform, "healer")
+        async with contextlib.aclosing(model):
+            try:
+                chosen = await asyncio.wait_for(
+                    diagnose_all_with_model(
+                        observation,
+                        fresh,
+                        model,
+                        now=now,
+                        thresholds=self.thresholds,
+                        limits=limits_of(platform),
+                        history=history,
+                        llm_prices=settings.token_prices(),
+                    ),
+                    timeout=settings.planner_timeout_seconds,
+                )
+            except TimeoutError:
+                log.warning(
+                    "%s/%s: the model gave no diagnosis within %g s; the rules decide",
+                    platform.metadata.namespace, platform.metadata.name,
+                    settings.planner_timeout_seconds,
+                )  # fmt: skip
+                return diagnoses
+        by_symptom = {c.diagnosis.symptom.key: c.diagnosis for c in chosen}
+        return [by_symptom.get(d.symptom.key, d) for d in diagnoses]
 
     async def ranking(self, symptoms: Sequence[Symptom]) -> Ranker | None:
         """The memory's order of the rules' actions, for these symptoms; None without it."""
@@ -605,6 +667,7 @@ class Healer:
         key = f"{namespace}/{name}"
         self._active.pop(key, None)
         self.quiet.pop(key, None)
+        self.verifying.discard(key)
         self.probes.forget(namespace, name)
         metrics.set_symptoms(key, {})
 

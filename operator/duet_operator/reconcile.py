@@ -186,28 +186,15 @@ class Reconciler:
         """The model's checked design, or the built-in one with the reason. Never raises for a
         model's failure (a missing key, a timeout, nonsense), only for the built-in planner's
         own refusal."""
-        # The model SDKs and LangGraph load here, on the first model planning: an operator
-        # whose platforms all use the built-in planner never pays their memory (~100 MB).
-        from duet_agents.llm.factory import chat_model  # noqa: PLC0415
+        # LangGraph loads here, on the first model planning: an operator whose platforms all
+        # use the built-in planner never pays its memory (nor the SDKs', platform_model).
         from duet_agents.planner.graph import ModelPlan, plan_with_model  # noqa: PLC0415
 
-        spec = platform.spec.planner
-        provider = str(spec.provider)
-        model_name = spec.model or self.settings.planner_default_models.get(provider, "")
-        api_key = None
-        if spec.secret_ref is not None:
-            data = await self.kube.secret_data(
-                spec.secret_ref.name, platform.metadata.namespace or "default"
-            )
-            # Missing, the SDK finds no key and the first call falls back, saying so.
-            api_key = (data or {}).get(spec.secret_ref.key) or None
+        provider = str(platform.spec.planner.provider)
+        model_name = self.model_name(platform)
         request = platform.spec.plan_request()
         token_prices = self.settings.token_prices()
-        model = Instrumented(
-            chat_model(provider, model_name, api_key=api_key, base_url=spec.base_url),
-            "planner",
-            token_prices,
-        )
+        model = await self.platform_model(platform, "planner")
         async with contextlib.aclosing(model):
             try:
                 plan: ModelPlan = await asyncio.wait_for(
@@ -235,6 +222,30 @@ class Reconciler:
         if plan.fallback_kind is not None:
             metrics.PLANNER_FALLBACKS.labels(plan.fallback_kind).inc()
         return plan
+
+    def model_name(self, platform: DataPlatform) -> str:
+        spec = platform.spec.planner
+        return spec.model or self.settings.planner_default_models.get(str(spec.provider), "")
+
+    async def platform_model(self, platform: DataPlatform, agent: str) -> Instrumented:
+        """The chat model the platform's spec.planner names, counted under `agent`: the
+        planner's, and the healer's when it diagnoses with a model. The caller closes it."""
+        # The model SDKs load here, on first use (~100 MB an operator of built-in platforms
+        # never pays).
+        from duet_agents.llm.factory import chat_model  # noqa: PLC0415
+
+        spec = platform.spec.planner
+        api_key = None
+        if spec.secret_ref is not None:
+            data = await self.kube.secret_data(
+                spec.secret_ref.name, platform.metadata.namespace or "default"
+            )
+            # Missing, the SDK finds no key and the first call fails, saying so.
+            api_key = (data or {}).get(spec.secret_ref.key) or None
+        model = chat_model(
+            str(spec.provider), self.model_name(platform), api_key=api_key, base_url=spec.base_url
+        )
+        return Instrumented(model, agent, self.settings.token_prices())
 
     async def load_credentials(self, names: Names) -> PlatformSecrets:
         """The platform's passwords: read back from its Secrets, generated only where missing."""

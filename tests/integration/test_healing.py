@@ -19,6 +19,7 @@ import pytest
 from duet_operator.models import GROUP, VERSION
 from tests.support.crds import create_custom_object
 from tests.support.failures import INJECT_LABEL, Failure, inject_failure
+from tests.support.llm_servers import BackgroundLLMServer, Scripted, openai_tool_call
 from tests.support.operator import OperatorProcess, serving
 from tests.support.wait import WaitTimeoutError, wait_until
 
@@ -442,3 +443,40 @@ def test_a_replica_a_restart_did_not_cure_is_replaced_on_approval(
     assert new_claim.metadata.uid != old_claim_uid
     assert new_claim.metadata.deletion_timestamp is None
     assert pod_uid(core, namespace, pod) != replacement.metadata.uid
+
+
+def test_with_a_model_the_model_chooses_among_the_playbooks_actions(
+    healer: OperatorProcess, custom: Any, core: Any, namespace: str
+) -> None:
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "llm"}, "stringData": {"api-key": "sk-test"}}
+    )
+    # No reply scripted yet: the planner's call fails and the built-in design is used.
+    with BackgroundLLMServer([]) as llm:
+        body = platform_body("modeled", "auto")
+        body["spec"]["planner"] = {
+            "provider": "openai",
+            "model": "gpt-test",
+            "baseURL": llm.openai_url,
+            "secretRef": {"name": "llm", "key": "api-key"},
+        }
+        ready_platform(custom, namespace, body)
+        planner_calls = len(llm.received)
+        choice = {"action": "restartPod", "reason": "It exits at start; a restart is cheap."}
+        llm.add(Scripted(openai_tool_call("choose_action", choice, prompt_tokens=900)))
+        pod = "modeled-clickhouse-0-0"
+        inject_failure(core, (namespace, pod), Failure.CRASH_LOOP)
+
+        verified = wait_remediation(custom, namespace, pod, "Verified")
+        asked = llm.received[planner_calls:]
+    assert verified["spec"]["action"]["type"] == "restartPod"
+    assert "chosen by the openai model gpt-test" in verified["spec"]["diagnosis"]
+    assert "It exits at start" in verified["spec"]["diagnosis"]
+    # Asked once, with the playbook's choices as its only tool, and the evidence.
+    (request,) = asked
+    (tool,) = request.body["tools"]
+    assert tool["function"]["name"] == "choose_action"
+    assert pod in str(request.body["messages"])
+    text = healer.metrics()
+    assert metric(text, "duet_llm_requests_total", agent="healer", outcome="ok") == 1
+    assert metric(text, "duet_llm_tokens_total", agent="healer", direction="input") >= 900

@@ -75,6 +75,9 @@ class ScriptedLLMServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def extend(self, replies: Iterable[Scripted]) -> None:
+        self._script.extend(replies)
+
     async def _answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -205,6 +208,11 @@ class BackgroundLLMServer:
     @property
     def received(self) -> list[Received]:
         return list(self.server.received)
+
+    def add(self, *replies: Scripted) -> None:
+        """More replies, after those not sent yet: for a test whose first calls should fail
+        (an empty script answers each with a 500) and a later one succeed."""
+        self._loop.call_soon_threadsafe(self.server.extend, replies)
 
     def __enter__(self) -> BackgroundLLMServer:
         self._thread.start()

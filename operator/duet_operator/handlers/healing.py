@@ -94,18 +94,21 @@ async def heal_platform_of(
     memo: Any,
     **_: Any,
 ) -> None:
-    """A pod of a platform changed. A crash-looping pod changes every few seconds, and a
-    rollout changes many: one pass waiting for the lock covers every event before it starts."""
+    """A pod of a platform changed: it went wrong, or a remedy of its platform awaits
+    verification. A crash-looping pod changes every few seconds, and a rollout changes many:
+    one pass waiting for the lock covers every event before it starts."""
     name = labels.get(PLATFORM_LABEL)
     # type None is kopf's initial listing of every pod when it starts: the timers look at
     # every platform soon after, and a pass per listed pod would hold up the platforms'
     # first reconciles (and their Events) behind the platform locks.
     if type is None or not name or not namespace:
         return
-    if type != "DELETED" and not unwell(status):
-        return
     healer: Healer = memo.healer
     key = f"{namespace}/{name}"
+    # A healthy pod's change matters only to a remedy waiting to be verified: its pod back
+    # up is the verification, which would otherwise wait for the timer.
+    if type != "DELETED" and not unwell(status) and key not in healer.verifying:
+        return
     if key in healer.waiting:
         return
     healer.waiting.add(key)
