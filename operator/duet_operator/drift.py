@@ -54,3 +54,39 @@ def _holds(stored: Any, wanted: Any) -> bool:
             and all(_holds(s, w) for s, w in zip(stored, wanted, strict=True))
         )
     return bool(stored == wanted)
+
+
+def drift_of(desired: Manifest, stored: Manifest | None, applied: str | None) -> list[str] | None:
+    """What someone else changed in an object the operator is about to apply again, one line
+    per difference, or None. `applied` is the stamp the operator itself last applied to it
+    (None: not applied by this process yet): the object must still carry that stamp, so that
+    a change of the operator's own (a new design, a new version's rendering) is never taken
+    for someone else's. Only `spec` is compared: it holds no secret (a Secret has none, and
+    workloads name their Secrets rather than quote them)."""
+    if applied is None:
+        return None
+    if stored is None:
+        return ["deleted"]
+    if stored["metadata"].get("annotations", {}).get(STAMP) != applied:
+        return None
+    found = [
+        f"{path}: {have!r}, where Duet sets {want!r}"
+        for path, want, have in _differences(desired.get("spec"), stored.get("spec"), "spec")
+    ]
+    return found[:MAX_DIFFERENCES] or None
+
+
+# A Remediation's evidence is bounded; the first few say what happened.
+MAX_DIFFERENCES = 5
+
+
+def _differences(want: Any, have: Any, path: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(want, dict) and isinstance(have, dict):
+        return [
+            d
+            for key, value in want.items()
+            for d in _differences(value, have.get(key), f"{path}.{key}")
+        ]
+    if isinstance(want, list | dict) or isinstance(have, list):
+        return [] if _holds(have, want) else [(path, "(as rendered)", "(changed)")]
+    return [] if have == want else [(path, want, have)]

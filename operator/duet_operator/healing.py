@@ -543,10 +543,13 @@ class Healer:
         )
 
     def is_quiet(self, key: str) -> bool:
-        """Found quiet at a pass less than `quiet_recheck_seconds` ago."""
+        """Found quiet at a pass less than `quiet_recheck_seconds` ago, and no drift put back
+        since (the reconcile's, for the healer to record)."""
         since = self.quiet.get(key)
-        return since is not None and (
-            time.monotonic() - since < self.settings.quiet_recheck_seconds
+        return (
+            since is not None
+            and time.monotonic() - since < self.settings.quiet_recheck_seconds
+            and key not in self.reconciler.drift
         )
 
     async def heal(self, platform: DataPlatform) -> list[Event]:
@@ -708,6 +711,7 @@ class Healer:
             postgres_lag=readings.postgres_lag,
             logs=readings.logs,
             probes=readings.probes,
+            drift=self.reconciler.take_drift(f"{namespace}/{platform.metadata.name}"),
         )
 
     async def storage_classes(self) -> dict[str, Manifest]:

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from duet_agents.healer.observations import DriftObservation
 from duet_agents.llm.base import Usage
 from duet_agents.memory import Outcome as MemoryOutcome
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials, metrics
-from duet_operator.drift import stamp, unchanged
+from duet_operator.drift import STAMP, drift_of, stamp, unchanged
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.llm_metrics import Instrumented
 from duet_operator.models import API_VERSION, DataPlatform
@@ -44,7 +45,7 @@ from duet_operator.observe import (
     statefulset_components,
 )
 from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
-from duet_operator.platform_memory import PlatformMemory, first_ready_seconds
+from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
 from duet_operator.render.naming import PLATFORM_LABEL, Names
@@ -78,6 +79,10 @@ class Event:
     message: str
 
 
+# Objects of one platform kept for the healer between its passes: a storm of edits is a few.
+MAX_DRIFT = 16
+
+
 @dataclass
 class Outcome:
     status: DataPlatformStatus
@@ -96,6 +101,15 @@ class Reconciler:
         self.render_config = settings.render_config()
         # Lessons before planning, and what was designed and how it went (docs/memory.md).
         self.memory = memory or PlatformMemory(None, settings.memory)
+        # Objects someone else changed or deleted, put back by a reconcile, by platform
+        # (`namespace/name`), until the healer takes them as its Drift symptoms.
+        self.drift: dict[str, list[DriftObservation]] = {}
+        # The stamp this process last applied to each object, by platform: what an object
+        # should still carry for a difference to be someone else's doing.
+        self.applied_stamps: dict[str, dict[tuple[str, str], str]] = {}
+
+    def take_drift(self, key: str) -> list[DriftObservation]:
+        return self.drift.pop(key, [])
 
     def names(self, platform: DataPlatform) -> Names:
         return Names(
@@ -119,7 +133,12 @@ class Reconciler:
         # the stamp then matches what is stored, and an unchanged object is not sent at all.
         desired = [stamp(m) for m in keep_immutable_fields(rendered, stored_statefulsets)]
         stale = [m for m in desired if not unchanged(m, stored.get(_key(m)))]
+        if stale and not planned.changed and self.provisioned(platform):
+            self.note_drift(platform, stale, stored)
         applied, apply_error = await self.apply(stale)
+        stamps = self.applied_stamps.setdefault(platform_key(platform), {})
+        for manifest in applied:
+            stamps[_key(manifest)] = manifest["metadata"].get("annotations", {}).get(STAMP, "")
         # Claims only change size with the design; a failed growth leaves Provisioned False,
         # which brings it back here on the retry.
         if apply_error is None and (planned.changed or not self.provisioned(platform)):
@@ -132,6 +151,34 @@ class Reconciler:
         statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
         observed = self.observe_statefulsets(names, design, statefulsets)
         return await self.report(platform, planned, observed, apply_error)
+
+    def note_drift(
+        self,
+        platform: DataPlatform,
+        stale: list[dict[str, Any]],
+        stored: Mapping[tuple[str, str], dict[str, Any]],
+    ) -> None:
+        """Keep, for the healer, what is about to be put back that the operator did not
+        change itself (its design and its rendering are the same as when it was applied)."""
+        found = []
+        stamps = self.applied_stamps.get(platform_key(platform), {})
+        for manifest in stale:
+            key = _key(manifest)
+            differences = drift_of(manifest, stored.get(key), stamps.get(key))
+            if differences is not None:
+                name = manifest["metadata"]["name"]
+                found.append(
+                    DriftObservation(kind=manifest["kind"], name=name, differences=differences)
+                )
+        if found:
+            platform_drift = self.drift.get(platform_key(platform), [])
+            kept = {(d.kind, d.name): d for d in [*platform_drift, *found]}
+            self.drift[platform_key(platform)] = list(kept.values())[-MAX_DRIFT:]
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The platform is gone: what this process kept of it, with it."""
+        self.drift.pop(f"{namespace}/{name}", None)
+        self.applied_stamps.pop(f"{namespace}/{name}", None)
 
     @staticmethod
     def provisioned(platform: DataPlatform) -> bool:

@@ -93,6 +93,12 @@ def remediations(custom: Any, namespace: str) -> list[dict[str, Any]]:
 def wait_remediation(
     custom: Any, namespace: str, pod: str, phase: str, timeout: float = HEALED
 ) -> dict[str, Any]:
+    return wait_remediation_of(custom, namespace, f"pod/{pod}", phase, timeout)
+
+
+def wait_remediation_of(
+    custom: Any, namespace: str, obj: str, phase: str, timeout: float = HEALED
+) -> dict[str, Any]:
     seen: list[Any] = []
 
     def probe() -> dict[str, Any] | None:
@@ -102,14 +108,14 @@ def wait_remediation(
             (
                 r
                 for r in found
-                if r["spec"]["symptom"]["object"] == f"pod/{pod}"
+                if r["spec"]["symptom"]["object"] == obj
                 and (r.get("status") or {}).get("phase") == phase
             ),
             None,
         )
 
     try:
-        return wait_until(probe, timeout=timeout, what=f"a Remediation of {pod} to be {phase}")
+        return wait_until(probe, timeout=timeout, what=f"a Remediation of {obj} to be {phase}")
     except WaitTimeoutError as e:
         raise WaitTimeoutError(f"{e}; remediations: {seen}") from None
 
@@ -480,3 +486,17 @@ def test_with_a_model_the_model_chooses_among_the_playbooks_actions(
     text = healer.metrics()
     assert metric(text, "duet_llm_requests_total", agent="healer", outcome="ok") == 1
     assert metric(text, "duet_llm_tokens_total", agent="healer", direction="input") >= 900
+
+
+def test_drift_put_back_by_the_reconcile_is_recorded_as_a_reapply(
+    healer: OperatorProcess, custom: Any, apps: Any, namespace: str
+) -> None:
+    ready_platform(custom, namespace, platform_body("drifty", "auto"))
+    statefulset = "drifty-clickhouse-0"
+    apps.patch_namespaced_stateful_set(statefulset, namespace, {"spec": {"replicas": 3}})
+
+    verified = wait_remediation_of(custom, namespace, f"statefulset/{statefulset}", "Verified")
+    spec = verified["spec"]
+    assert (spec["symptom"]["type"], spec["action"]["type"]) == ("Drift", "reapply")
+    assert "spec.replicas: 3, where Duet sets 1" in str(spec["symptom"])
+    assert apps.read_namespaced_stateful_set(statefulset, namespace).spec.replicas == 1

@@ -6,7 +6,7 @@ import base64
 import copy
 from typing import Any
 
-from duet_operator.drift import STAMP, stamp, unchanged
+from duet_operator.drift import STAMP, drift_of, stamp, unchanged
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
 from tests.support.platforms import SECRETS, design, platform
@@ -69,3 +69,42 @@ def test_the_stamp_follows_the_desired_state() -> None:
     changed["metadata"]["labels"]["extra"] = "1"
     assert stamp(changed)["metadata"]["annotations"][STAMP] != first
     assert STAMP not in manifests[0]["metadata"].get("annotations", {}), "stamping copies"
+
+
+def rendered_statefulset() -> dict[str, Any]:
+    manifests = build_platform(platform(), design(), RenderConfig(), SECRETS)
+    return stamp(next(m for m in manifests if m["kind"] == "StatefulSet"))
+
+
+def test_drift_is_someone_elses_change_of_what_this_operator_applied() -> None:
+    desired = rendered_statefulset()
+    ours = desired["metadata"]["annotations"][STAMP]
+    scaled = stored(desired)
+    scaled["spec"]["replicas"] = 5
+    wanted = desired["spec"]["replicas"]
+    assert drift_of(desired, scaled, ours) == [f"spec.replicas: 5, where Duet sets {wanted}"]
+    assert drift_of(desired, None, ours) == ["deleted"]
+    # Nothing differs in spec (a label, a stamp): nothing to tell.
+    assert drift_of(desired, stored(desired), ours) is None
+
+
+def test_the_operators_own_changes_are_not_drift() -> None:
+    desired = rendered_statefulset()
+    older = stored(desired)
+    older["spec"]["replicas"] = 1
+    older["metadata"]["annotations"][STAMP] = "an-older-rendering"
+    # The stored object carries a stamp this process did not apply last: a new design or a
+    # new operator version's rendering, applied now.
+    assert drift_of(desired, older, desired["metadata"]["annotations"][STAMP]) is None
+    # Before this process applied anything, it cannot tell whose a difference is.
+    scaled = stored(desired)
+    scaled["spec"]["replicas"] = 5
+    assert drift_of(desired, scaled, None) is None
+
+
+def test_drift_in_lists_is_named_by_its_path_without_values() -> None:
+    desired = rendered_statefulset()
+    edited = stored(desired)
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else:latest"
+    (line,) = drift_of(desired, edited, desired["metadata"]["annotations"][STAMP]) or []
+    assert line == "spec.template.spec.containers: '(changed)', where Duet sets '(as rendered)'"

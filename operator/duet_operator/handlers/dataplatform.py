@@ -170,6 +170,7 @@ async def finalize_platform(body: kopf.Body, memo: Any, **_: Any) -> None:
     policy = DeletionPolicy.DELETE if body.spec.get("deletionPolicy") == "Delete" else None
     reconciler: Reconciler = memo.reconciler
     deleted = await reconciler.finalize(name, namespace, policy or DeletionPolicy.RETAIN)
+    reconciler.forget(namespace, name)
     metrics.forget_platform(namespace, name)
     ref = f"{namespace}/{name}"
     if deleted:
