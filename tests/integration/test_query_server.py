@@ -18,11 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from duet_agents.memory import MemoryStore
 from duet_agents.query.server import RateLimiter, create_app
 from duet_agents.query.settings import QueryServerSettings
 from duet_operator.cli import app
 from tests.support.operator import free_port
 from tests.support.wait import wait_until
+from tests.unit.test_memory_store import PATTERN, record_oom_fixed
 
 SCHEMA = [
     "CREATE DATABASE shop",
@@ -254,3 +256,20 @@ def test_duet_ask_on_the_command_line(data_dir: Path, tmp_path: Path) -> None:
 
     unanswerable = CliRunner().invoke(app, ["ask", "--database", url, "Weather on Mars?"])
     assert unanswerable.exit_code == 3
+
+
+def test_the_memorys_patterns_are_served_when_its_database_is_named(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'memory.db'}"
+    with MemoryStore.open(url) as store:
+        record_oom_fixed(store)
+    with server(data_dir, memory_url=url) as client:
+        listed = client.get("/v1/memory/patterns")
+        assert listed.status_code == 200
+        assert [p["id"] for p in listed.json()["patterns"]] == [PATTERN]
+        assert client.get(f"/v1/memory/patterns/{PATTERN}").json()["evidence"]
+    # Without one, there is no such endpoint, and the server's own still answer.
+    with server(data_dir) as client:
+        assert client.get("/v1/memory/patterns").status_code == 404
+        assert client.get("/healthz").status_code == 200

@@ -4,6 +4,8 @@
                                             (the built-in engine, or a model: see ask())
     POST /v1/sql      {"sql": "..."}       -> columns, rows, truncated, the SQL that ran
     GET  /v1/schema                        -> the catalog the agent may show
+    GET  /v1/memory/patterns[/...]         -> what the platform memory has learnt, when
+                                              DUET_QUERY_MEMORY_URL names its database
     GET  /healthz, GET /metrics
 
 Every statement passes the table filter and the SQL firewall, then runs on an engine whose
@@ -36,10 +38,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from duet_agents.llm.base import ChatModel
 from duet_agents.llm.metrics import Instrumented, LLMMetrics
+from duet_agents.memory.api import memory_router
+from duet_agents.memory.store import MemoryStore
 from duet_agents.query import guarded
 from duet_agents.query.catalog import Catalog
 from duet_agents.query.docs import render_markdown, sample_values
@@ -485,15 +489,41 @@ class QueryService:
         )
 
 
+class _MemoryStoreOnDemand:
+    """The memory store, opened at its first request (a database that is down must not keep
+    the server from answering questions) and once, whichever thread asks first."""
+
+    def __init__(self, url: SecretStr | None) -> None:
+        self._url = url
+        self._store: MemoryStore | None = None
+        self._lock = threading.Lock()
+
+    def store(self) -> MemoryStore:
+        with self._lock:
+            if self._store is None:
+                assert self._url is not None
+                self._store = MemoryStore.open(self._url.get_secret_value())
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
 def create_app(
     settings: QueryServerSettings, *, engine_factory: Callable[[], Engine] | None = None
 ) -> FastAPI:
     service = QueryService(settings, engine_factory)
 
+    memory = _MemoryStoreOnDemand(settings.memory_url)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await service.aclose()
+        memory.close()
 
     app = FastAPI(
         title="Duet query server",
@@ -550,6 +580,9 @@ def create_app(
                 return service.docs()
             except QueryError as e:
                 raise ApiError(503, "database_unavailable", str(e)) from e
+
+    if settings.memory_url is not None:
+        app.include_router(memory_router(memory.store))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

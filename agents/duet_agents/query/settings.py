@@ -42,6 +42,12 @@ class QueryServerSettings(BaseSettings):
     tables_allow: list[str] = Field(default_factory=lambda: ["*"])
     tables_deny: list[str] = Field(default_factory=list)
     port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    # A secret: a PostgreSQL URL carries the password, and settings get logged.
+    memory_url: SecretStr | None = Field(
+        default=None,
+        description="The platform memory's database (the operator's PostgreSQL memory, or a "
+        "SQLite file): with it, GET /v1/memory/patterns shows what Duet has learnt.",
+    )
 
 
 def env_name(field: str) -> str:
