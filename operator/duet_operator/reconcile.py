@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from duet_agents.healer.observations import DriftObservation
 from duet_agents.llm.base import Usage
 from duet_agents.memory import Outcome as MemoryOutcome
+from duet_agents.memory import lessons_context
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
@@ -214,7 +215,7 @@ class Reconciler:
         proposal = None
         if platform.spec.planner.provider != PlannerProvider.BUILTIN:
             try:
-                proposal = await self.ask_model(platform)
+                proposal = await self.ask_model(platform, lessons_context(lessons))
             except PlanningError as e:
                 # The built-in planner refused too (an infeasible budget): nothing to fall
                 # back to.
@@ -229,10 +230,12 @@ class Reconciler:
             await self.memory.record_design(platform, planned.design)
         return planned
 
-    async def ask_model(self, platform: DataPlatform) -> ModelPlan:
-        """The model's checked design, or the built-in one with the reason. Never raises for a
-        model's failure (a missing key, a timeout, nonsense), only for the built-in planner's
-        own refusal."""
+    async def ask_model(
+        self, platform: DataPlatform, lessons: Sequence[Mapping[str, Any]] = ()
+    ) -> ModelPlan:
+        """The model's checked design, or the built-in one with the reason; `lessons` (the
+        memory's, as context) go into its planning data. Never raises for a model's failure
+        (a missing key, a timeout, nonsense), only for the built-in planner's own refusal."""
         # LangGraph loads here, on the first model planning: an operator whose platforms all
         # use the built-in planner never pays its memory (nor the SDKs', platform_model).
         from duet_agents.planner.graph import ModelPlan, plan_with_model  # noqa: PLC0415
@@ -246,7 +249,11 @@ class Reconciler:
             try:
                 plan: ModelPlan = await asyncio.wait_for(
                     plan_with_model(
-                        request, model, prices=self.settings.prices, llm_prices=token_prices
+                        request,
+                        model,
+                        prices=self.settings.prices,
+                        llm_prices=token_prices,
+                        lessons=lessons,
                     ),
                     timeout=self.settings.planner_timeout_seconds,
                 )

@@ -129,6 +129,21 @@ async def test_the_prompt_carries_the_baseline_pins_policy_and_prices_as_data() 
     assert data["requirements"]["availability"] == "high"
 
 
+async def test_the_memorys_lessons_go_into_the_planning_data_only_when_there_are_any() -> None:
+    lesson = {
+        "pattern": "OOMKilled/clickhouse/raiseMemory",
+        "grow": "clickhouse.memory",
+        "factor": "1.5",
+        "similarPlatforms": [{"similarity": 0.9, "before": "8Gi", "after": "12Gi"}],
+    }
+    for lessons, expected in (([lesson], [lesson]), ([], None)):
+        model = scripted(proposal(HIGH))
+        await plan_with_model(HIGH, model, lessons=lessons)
+        [call] = model.calls
+        assert planning_data(call.messages[0].content).get("lessons") == expected
+    assert '"lessons", when present' in prompts.system_prompt(PlannerPolicy())
+
+
 def planning_data(message: str) -> dict[str, Any]:
     found = re.fullmatch(r"<planning_data>\n(.*)\n</planning_data>\n\n.*", message, flags=re.DOTALL)
     assert found is not None, message

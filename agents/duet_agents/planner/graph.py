@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -71,6 +72,7 @@ async def plan_with_model(
     prices: PriceTable | None = None,
     policy: PlannerPolicy | None = None,
     llm_prices: LLMPrices | None = None,
+    lessons: Sequence[Mapping[str, Any]] = (),
 ) -> ModelPlan:
     """A design for `request` proposed by `model` and checked by Duet, or the built-in design.
 
@@ -83,6 +85,7 @@ async def plan_with_model(
         model=model,
         prices=prices or PriceTable(),
         policy=policy or PlannerPolicy(),
+        lessons=tuple(lessons),
     )
     state = await _GRAPH.ainvoke({"attempts": 0, "usages": []}, context=context)
     ledger = Ledger(prices=llm_prices or DEFAULT_LLM_PRICES)
@@ -109,6 +112,8 @@ class PlanContext:
     model: ChatModel
     prices: PriceTable
     policy: PlannerPolicy
+    # The platform memory's lessons, as `duet_agents.memory.lessons_context` gives them.
+    lessons: tuple[Mapping[str, Any], ...] = ()
 
 
 class PlanState(TypedDict, total=False):
@@ -131,7 +136,7 @@ class PlanState(TypedDict, total=False):
 def build_context(state: PlanState, runtime: Runtime[PlanContext]) -> PlanState:
     ctx = runtime.context
     baseline = capacity.plan(ctx.request, ctx.prices)  # its refusal is the caller's answer
-    first = prompts.planning_data(ctx.request, baseline, ctx.policy, ctx.prices)
+    first = prompts.planning_data(ctx.request, baseline, ctx.policy, ctx.prices, ctx.lessons)
     return {"baseline": baseline, "messages": [Message(role="user", content=first)]}
 
 

@@ -10,6 +10,7 @@ into anything but the next prompt.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from duet_agents.llm import prompting
@@ -42,6 +43,10 @@ line per figure. Change a figure only where the requirements or the description 
 reason, and give that reason in the rationale.
 - Keep every field listed under "fixed" exactly as given: pinned fields are the user's \
 decision; versions, storage classes and whether PostgreSQL runs are not the planner's.
+- "lessons", when present, are what platforms with similar requirements turned out to need \
+(for example more memory per replica after OOM kills that raising memory fixed): weigh them \
+as evidence about this workload, and say in the rationale which you followed. Duet applies \
+them after you within the same bounds, so a design below a lesson is raised to it.
 - Stay within the policy bounds (a bound never forbids a value the baseline has) and, when a \
 budget is set, within the budget. Duet recomputes the cost with the price table; your own \
 estimate is for reference only.
@@ -66,9 +71,14 @@ problems, at most {policy.max_repairs} times; after that Duet uses the baseline 
 
 
 def planning_data(
-    request: PlanRequest, baseline: PlatformDesign, policy: PlannerPolicy, prices: PriceTable
+    request: PlanRequest,
+    baseline: PlatformDesign,
+    policy: PlannerPolicy,
+    prices: PriceTable,
+    lessons: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The first user turn: everything the model may use, as one delimited JSON document."""
+    """The first user turn: everything the model may use, as one delimited JSON document.
+    `lessons` are the platform memory's (`duet_agents.memory.lessons_context`)."""
     data: dict[str, Any] = {
         "requirements": request.requirements.wire(),
         "budgetMonthlyUSD": request.budget.monthly_usd if request.budget else None,
@@ -78,6 +88,8 @@ def planning_data(
         "prices": prices.wire(),
         "baseline": as_proposal(baseline).wire(),
     }
+    if lessons:
+        data["lessons"] = [dict(lesson) for lesson in lessons]
     return (
         f"<{DATA_TAG}>\n{_escaped_json(data)}\n</{DATA_TAG}>\n\n"
         f'Propose the design by calling {TOOL_NAME}. The fields under "fixed" '
