@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -35,17 +35,19 @@ RECONCILE_QUEUE = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
+PHASE_LABELS = ("namespace", "name", "phase")
+REPLICA_LABELS = ("namespace", "name", "component", "state")
 PLATFORMS = Gauge(
     "duet_platforms",
     "DataPlatforms by phase, as last reported.",
-    ["namespace", "name", "phase"],
+    PHASE_LABELS,
     registry=REGISTRY,
 )
 REPLICAS = Gauge(
     "duet_platform_replicas",
     "Replicas of a platform's components (clickhouse, keeper, postgres): desired by its design"
     " and ready, as last observed.",
-    ["namespace", "name", "component", "state"],
+    REPLICA_LABELS,
     registry=REGISTRY,
 )
 TIME_TO_READY = Histogram(
@@ -70,13 +72,27 @@ def reconcile_timer(kind: str) -> Iterator[None]:
         RECONCILE_TIME.labels(kind).observe(time.perf_counter() - started)
 
 
+def remove_series(
+    metric: Gauge | Counter,
+    labelnames: tuple[str, ...],
+    where: Callable[[Mapping[str, str]], bool],
+) -> None:
+    """Remove the series whose labels `where` accepts: what is no longer so goes from
+    /metrics rather than staying at its last value."""
+    (family,) = metric.collect()
+    # A counter reports _total and _created per series: one removal each.
+    doomed = {tuple(s.labels[n] for n in labelnames) for s in family.samples if where(s.labels)}
+    for values in doomed:
+        metric.remove(*values)
+
+
 def set_phase(namespace: str, name: str, phase: str | None) -> None:
     """One series per platform: the one for its current phase is 1, stale phases removed."""
-    (family,) = PLATFORMS.collect()
-    for sample in list(family.samples):
-        labels = sample.labels
-        if labels["namespace"] == namespace and labels["name"] == name and labels["phase"] != phase:
-            PLATFORMS.remove(namespace, name, labels["phase"])
+    remove_series(
+        PLATFORMS,
+        PHASE_LABELS,
+        lambda s: (s["namespace"], s["name"]) == (namespace, name) and s["phase"] != phase,
+    )
     if phase:
         PLATFORMS.labels(namespace, name, phase).set(1)
 
@@ -84,13 +100,13 @@ def set_phase(namespace: str, name: str, phase: str | None) -> None:
 def set_replicas(namespace: str, name: str, replicas: Mapping[str, Replicas]) -> None:
     """Desired and ready replicas per component; components the design no longer has (a
     PostgreSQL turned off) are removed rather than left at their last value."""
-    (family,) = REPLICAS.collect()
-    for sample in list(family.samples):
-        labels = sample.labels
-        if (labels["namespace"], labels["name"]) == (namespace, name) and (
-            labels["component"] not in replicas
-        ):
-            REPLICAS.remove(namespace, name, labels["component"], labels["state"])
+    remove_series(
+        REPLICAS,
+        REPLICA_LABELS,
+        lambda s: (
+            (s["namespace"], s["name"]) == (namespace, name) and s["component"] not in replicas
+        ),
+    )
     for component, count in replicas.items():
         REPLICAS.labels(namespace, name, component, "desired").set(count.desired)
         REPLICAS.labels(namespace, name, component, "ready").set(count.ready)
@@ -101,26 +117,24 @@ def forget_platform(namespace: str, name: str) -> None:
     set_replicas(namespace, name, {})
     platform = f"{namespace}/{name}"
     set_symptoms(platform, {})
-    (family,) = REMEDIATIONS_TOTAL.collect()
-    for sample in list(family.samples):
-        if sample.labels.get("platform") == platform and sample.name.endswith("_total"):
-            labels = sample.labels
-            REMEDIATIONS_TOTAL.remove(platform, labels["action"], labels["mode"], labels["result"])
+    remove_series(REMEDIATIONS_TOTAL, REMEDIATION_LABELS, lambda s: s["platform"] == platform)
 
 
 # -- the healer ------------------------------------------------------------------------------------
 
+REMEDIATION_LABELS = ("platform", "action", "mode", "result")
+SYMPTOM_LABELS = ("platform", "symptom")
 REMEDIATIONS_TOTAL = Counter(
     "duet_remediations_total",
     "Remediation steps by platform (namespace/name), action, autonomy mode and result"
     " (recorded, pending, applied, verified, failed, expired).",
-    ["platform", "action", "mode", "result"],
+    REMEDIATION_LABELS,
     registry=REGISTRY,
 )
 SYMPTOMS_ACTIVE = Gauge(
     "duet_symptoms_active",
     "Symptoms the healer sees now, by platform (namespace/name) and symptom type.",
-    ["platform", "symptom"],
+    SYMPTOM_LABELS,
     registry=REGISTRY,
 )
 MTTR = Histogram(
@@ -134,11 +148,11 @@ MTTR = Histogram(
 def set_symptoms(platform: str, counts: dict[str, int]) -> None:
     """The platform's active symptoms by type; types no longer seen are removed, not left at
     their last value."""
-    (family,) = SYMPTOMS_ACTIVE.collect()
-    for sample in list(family.samples):
-        labels = sample.labels
-        if labels["platform"] == platform and labels["symptom"] not in counts:
-            SYMPTOMS_ACTIVE.remove(platform, labels["symptom"])
+    remove_series(
+        SYMPTOMS_ACTIVE,
+        SYMPTOM_LABELS,
+        lambda s: s["platform"] == platform and s["symptom"] not in counts,
+    )
     for symptom, count in counts.items():
         SYMPTOMS_ACTIVE.labels(platform, symptom).set(count)
 
