@@ -77,6 +77,7 @@ from duet_agents.planner.adjustments import (
     merged,
     pinned_fields,
 )
+from duet_agents.query.engines import InvalidURLError
 from duet_operator import metrics, postgres_failover
 from duet_operator.kube.client import Kube, KubeError, Manifest
 from duet_operator.models import API_VERSION, GROUP, DataPlatform
@@ -84,9 +85,10 @@ from duet_operator.models.common import Condition, ConditionStatus
 from duet_operator.models.dataplatform import AutonomyMode as SpecAutonomyMode
 from duet_operator.models.dataplatform import DataPlatformStatus, Phase, PlannerProvider
 from duet_operator.models.remediation import Remediation, RemediationPhase, RemediationStatus
-from duet_operator.platform_memory import PlatformMemory, symptom_outcome
+from duet_operator.platform_memory import PlatformMemory, platform_key, symptom_outcome
 from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.reconcile import Event, Reconciler
+from duet_operator.reconcile import Outcome as ReconcileOutcome
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.objects import owner_reference
 from duet_operator.render.postgres import primary_of
@@ -403,10 +405,6 @@ def is_stale(record: Remediation, now: datetime, ttl: timedelta) -> bool:
     )
 
 
-def platform_key(platform: DataPlatform) -> str:
-    return f"{platform.metadata.namespace}/{platform.metadata.name}"
-
-
 def component_of_record(record: Remediation, names: Names) -> Component | None:
     """The component a decision was about: its label, else (a record made before the label)
     the StatefulSet or claim its action names."""
@@ -559,7 +557,7 @@ class Healer:
         autonomy = autonomy_of(platform, self.reconciler.settings.autonomy_default_mode)
         events = await self.progress(platform, observation, ledger, autonomy, now)
         symptoms = detect(observation, now, self.thresholds)
-        key = f"{platform.metadata.namespace}/{platform.metadata.name}"
+        key = platform_key(platform)
         if symptoms or any(phase_of(r) in OPEN_PHASES for r in ledger):
             self.quiet.pop(key, None)
         else:
@@ -711,7 +709,7 @@ class Healer:
             postgres_lag=readings.postgres_lag,
             logs=readings.logs,
             probes=readings.probes,
-            drift=self.reconciler.take_drift(f"{namespace}/{platform.metadata.name}"),
+            drift=self.reconciler.take_drift(platform_key(platform)),
         )
 
     async def storage_classes(self) -> dict[str, Manifest]:
@@ -888,15 +886,9 @@ class Healer:
         try:
             url = await self.probes.postgres_url(names, standby)
             promoted = await postgres_failover.promote(url)
-        except (ValueError, postgres_failover.PromotionError) as e:
+        except (ValueError, InvalidURLError, postgres_failover.PromotionError) as e:
             raise RefusedError(f"promoting {standby} failed: {e}") from None
-        meta = platform.metadata
-        await self.kube.patch_status(
-            API_VERSION, "DataPlatform", meta.name, meta.namespace or "default",
-            {"postgresPrimary": ordinal},
-        )  # fmt: skip
-        status = platform.status.model_copy(update={"postgres_primary": ordinal})
-        outcome = await self.reconciler.reconcile(platform.model_copy(update={"status": status}))
+        outcome = await self.reconcile_with_status(platform, postgres_primary=ordinal)
         done = "promoted" if promoted else "was already promoted"
         message = (
             f"{standby} {done} and is the primary: the read-write Service selects it, and the"
@@ -905,6 +897,25 @@ class Healer:
         if outcome.apply_error:
             return f"{message}; applying that failed for now, the reconcile retries", []
         return message, list(outcome.events)
+
+    async def reconcile_with_status(
+        self, platform: DataPlatform, **fields: Any
+    ) -> ReconcileOutcome:
+        """The platform reconciled with these status fields changed (the healer's decisions
+        that live in status: adjustments, the PostgreSQL primary). They are written first: the
+        reconcile writes status only where it differs from the status it starts from."""
+        status = platform.status.model_copy(update=fields)
+        wire = status.wire()
+        changed = [DataPlatformStatus.model_fields[name].alias or name for name in fields]
+        meta = platform.metadata
+        await self.kube.patch_status(
+            API_VERSION,
+            "DataPlatform",
+            meta.name,
+            meta.namespace or "default",
+            {key: wire[key] for key in changed},
+        )
+        return await self.reconciler.reconcile(platform.model_copy(update={"status": status}))
 
     async def raise_figure(
         self, platform: DataPlatform, adjustment: Adjustment
@@ -929,22 +940,9 @@ class Healer:
                 "design by hand"
             )
         adjustments = merged(platform.status.adjustments, adjustment)
-        status = platform.status.model_copy(update={"adjustments": adjustments, "design": adjusted})
-        # Written before the reconcile, which writes status only when it differs from the
-        # status it starts from: this one.
-        meta = platform.metadata
-        await self.kube.patch_status(
-            API_VERSION,
-            "DataPlatform",
-            meta.name,
-            meta.namespace or "default",
-            {
-                "design": adjusted.wire(),
-                "adjustments": [a.wire() for a in adjustments],
-            },
+        outcome = await self.reconcile_with_status(
+            platform, adjustments=adjustments, design=adjusted
         )
-        updated = platform.model_copy(update={"status": status})
-        outcome = await self.reconciler.reconcile(updated)
         error = outcome.apply_error
         if error is None:
             # The reconcile grows claims only with a new plan; this design is not one.

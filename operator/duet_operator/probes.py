@@ -167,6 +167,22 @@ def probed_pods(pods: Sequence[Manifest]) -> list[Manifest]:
     return sorted(found, key=lambda p: p["metadata"]["name"])
 
 
+def override_of(urls: Mapping[str, str], names: Names, pod: str) -> str | None:
+    """Where `ProbeSettings.urls` sends `pod`: by `namespace/pod`, else by the pod's name."""
+    return urls.get(f"{names.namespace}/{pod}", urls.get(pod))
+
+
+def postgres_login(data: Mapping[str, str] | None, names: Names) -> Login | str:
+    """The PostgreSQL superuser from the platform's credentials Secret (its data), or why not."""
+    return login_from(
+        data,
+        "superuser",
+        postgres.SUPERUSER,
+        postgres.SUPERUSER_PASSWORD_KEY,
+        names.postgres_credentials,
+    )
+
+
 def plan_targets(
     names: Names,
     pods: Sequence[Manifest],
@@ -180,9 +196,10 @@ def plan_targets(
     for pod in probed_pods(pods):
         name, component = pod["metadata"]["name"], component_of(pod)
         address = (pod.get("status") or {}).get("podIP")
-        override = urls.get(f"{names.namespace}/{name}", urls.get(name))
         try:
-            url = server_url(names, name, component, credentials.of(component), override)
+            url = server_url(
+                names, name, component, credentials.of(component), override_of(urls, names, name)
+            )
         except (ValueError, InvalidURLError) as e:  # whose message hides the password
             failed.append(
                 ServerReading(pod=name, component=component, address=address, error=clip(str(e)))
@@ -329,28 +346,16 @@ class DatabaseProbes:
                 clickhouse.ADMIN_PASSWORD_KEY,
                 names.clickhouse_credentials,
             ),
-            postgres=login_from(
-                pg,
-                "superuser",
-                postgres.SUPERUSER,
-                postgres.SUPERUSER_PASSWORD_KEY,
-                names.postgres_credentials,
-            ),
+            postgres=postgres_login(pg, names),
         )
 
     async def postgres_url(self, names: Names, pod: str) -> DatabaseURL:
         """Where, and as the superuser, to reach PostgreSQL pod `pod` (an override in
-        `settings.urls` included); ValueError, with the reason, when there is no login."""
+        `settings.urls` included); ValueError or InvalidURLError, with the reason (never the
+        password), when there is no login or the override does not parse."""
         data = await self._secret(names.postgres_credentials, names.namespace, True)
-        login = login_from(
-            data,
-            "superuser",
-            postgres.SUPERUSER,
-            postgres.SUPERUSER_PASSWORD_KEY,
-            names.postgres_credentials,
-        )
-        override = self.settings.urls.get(f"{names.namespace}/{pod}", self.settings.urls.get(pod))
-        return server_url(names, pod, Component.POSTGRES, login, override)
+        override = override_of(self.settings.urls, names, pod)
+        return server_url(names, pod, Component.POSTGRES, postgres_login(data, names), override)
 
     async def _secret(self, name: str, namespace: str, needed: bool) -> dict[str, str] | None:
         if not needed:
