@@ -10,14 +10,13 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from duet_operator.models import GROUP, VERSION
 from tests.support.crds import create_custom_object
 from tests.support.operator import OperatorProcess, serving
-from tests.support.postgres import SUPERUSER, find_bin_dir
+from tests.support.postgres import find_bin_dir
 from tests.support.postgres_pods import PostgresPods, postgres_pods
 from tests.support.wait import WaitTimeoutError, wait_until
 
@@ -45,11 +44,8 @@ def databases() -> Iterator[PostgresPods]:
 def operator(
     kubeconfig: Path, crds: list[str], tmp_path: Path, databases: PostgresPods
 ) -> Iterator[OperatorProcess]:
-    password = quote(databases.passwords["superuser"], safe="")
     urls = {
-        f"{PLATFORM}-postgres-{pod.ordinal}": (
-            f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{pod.port}/postgres"
-        )
+        f"{PLATFORM}-postgres-{pod.ordinal}": databases.server(pod.ordinal).url()
         for pod in databases.pods
     }
     process = OperatorProcess(

@@ -24,7 +24,7 @@ import psycopg
 
 from duet_operator.render import postgres
 from tests.support.operator import free_port
-from tests.support.postgres import SUPERUSER, _as_server_user
+from tests.support.postgres import SUPERUSER, PostgresServer, _as_server_user
 from tests.support.wait import wait_until
 
 SHIM = """#!/bin/sh
@@ -126,17 +126,14 @@ class PostgresPods:
             # The postmaster's children outlive it briefly; the next start must find the port.
             wait_until(lambda: _port_free(pod.port), timeout=30, what=f"{pod.name}'s port")
 
-    def connect(self, ordinal: int) -> psycopg.Connection[tuple[object, ...]]:
+    def server(self, ordinal: int) -> PostgresServer:
+        """Pod `ordinal`'s server as the other PostgreSQL tests see theirs."""
         pod = self.pods[ordinal]
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=pod.port,
-            user=SUPERUSER,
-            password=self.passwords["superuser"],
-            dbname="postgres",
-            autocommit=True,
-            connect_timeout=3,
-        )
+        password = self.passwords["superuser"]
+        return PostgresServer("127.0.0.1", pod.port, password, self.bin_dir, self.root)
+
+    def connect(self, ordinal: int) -> psycopg.Connection[tuple[object, ...]]:
+        return self.server(ordinal).admin()
 
     def wait_accepting(self, ordinal: int, timeout: float = 60) -> None:
         pod = self.pods[ordinal]
