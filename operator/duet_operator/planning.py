@@ -26,7 +26,7 @@ from duet_agents.planner.adjustments import adjust
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign, PriceTable
 from duet_operator.models import DataPlatform
-from duet_operator.models.dataplatform import PlannerStatus
+from duet_operator.models.dataplatform import PlannerStatus, ScaleDownSpec
 from duet_operator.status import ConditionType, Reason, find
 
 if TYPE_CHECKING:
@@ -105,16 +105,10 @@ def plan_platform(
         design = apply_lessons(design, request, list(lessons), prices, policy=memory_policy)
     # The healer's raised figures outlive the planning they came after (planning.md).
     design = adjust(design, platform.status.adjustments, request, prices)
-    if current is not None and design.clickhouse.shards < current.clickhouse.shards:
-        message = (
-            f"the new requirements give {design.clickhouse.shards} shards, fewer than the "
-            f"{current.clickhouse.shards} running: removing a shard would drop its data, so the "
-            f"design in force is kept (pin spec.clickhouse.shards to "
-            f"{current.clickhouse.shards} or more)"
-        )
-        return PlanOutcome(
-            current, platform.status.plan_hash, False, Reason.SHARD_REMOVAL_REFUSED, message, False
-        )
+    refusal = host_removal_refusal(current, design, platform.spec.scale_down)
+    if refusal is not None:
+        reason, message = refusal
+        return PlanOutcome(current, platform.status.plan_hash, False, reason, message, False)
     wanted = spec_hash(platform, prices)
     if proposal is not None and proposal.fallback_reason is not None:
         message = (
@@ -123,6 +117,32 @@ def plan_platform(
         )
         return PlanOutcome(design, wanted, True, Reason.BUILTIN_FALLBACK, message, True, planner)
     return PlanOutcome(design, wanted, True, Reason.DESIGNED, _summary(design), True, planner)
+
+
+def host_removal_refusal(
+    current: PlatformDesign | None, design: PlatformDesign, consent: ScaleDownSpec
+) -> tuple[Reason, str] | None:
+    """Why `design` may not replace `current`: it removes ClickHouse hosts without the
+    user's consent in spec.scaleDown. None when it may."""
+    if current is None:
+        return None
+    now, new = current.clickhouse, design.clickhouse
+    if new.shards < now.shards and not consent.allow_shard_removal:
+        return Reason.SHARD_REMOVAL_REFUSED, (
+            f"the new design has {new.shards} shards, fewer than the {now.shards} running: "
+            f"removing a shard takes its rows out of every query, so the design in force is "
+            f"kept (pin spec.clickhouse.shards to {now.shards} or more, or set "
+            f"spec.scaleDown.allowShardRemoval once the rows are moved)"
+        )
+    if new.replicas < now.replicas and not consent.allow_replica_removal:
+        return Reason.REPLICA_REMOVAL_REFUSED, (
+            f"the new design has {new.replicas} replicas per shard, fewer than the "
+            f"{now.replicas} running: tables that are not replicated would lose what the "
+            f"removed replicas hold, so the design in force is kept (pin "
+            f"spec.clickhouse.replicas to {now.replicas} or more, or set "
+            f"spec.scaleDown.allowReplicaRemoval)"
+        )
+    return None
 
 
 def _summary(design: PlatformDesign) -> str:

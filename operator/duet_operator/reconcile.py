@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from duet_operator import credentials, metrics
 from duet_operator.drift import STAMP, drift_of, stamp, unchanged
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.llm_metrics import Instrumented
+from duet_operator.membership import keeper_step
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.dataplatform import (
     DataPlatformStatus,
@@ -53,7 +54,12 @@ from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.platform import build_platform
 from duet_operator.settings import OperatorSettings
 from duet_operator.status import ConditionType, Reason, is_true, phase_of, set_condition
-from duet_operator.volumes import claim_growth, keep_immutable_fields, wanted_sizes
+from duet_operator.volumes import (
+    claim_growth,
+    keep_immutable_fields,
+    templates_behind,
+    wanted_sizes,
+)
 
 if TYPE_CHECKING:
     from duet_agents.planner.graph import ModelPlan
@@ -128,7 +134,13 @@ class Reconciler:
         passwords, stored = await asyncio.gather(
             self.load_credentials(names), self.stored_children(names)
         )
-        rendered = build_platform(platform, design, self.render_config, passwords)
+        keeper = keeper_step(
+            design.clickhouse.keeper.replicas, stored.get(("StatefulSet", names.keeper))
+        )
+        rendered = build_platform(
+            platform, design, self.render_config, passwords,
+            keeper_members=keeper.members, keeper_joining=keeper.joining,
+        )  # fmt: skip
         stored_statefulsets = [o for (kind, _), o in stored.items() if kind == "StatefulSet"]
         # Fields fixed at a StatefulSet's creation (claim templates) are sent as they are;
         # the stamp then matches what is stored, and an unchanged object is not sent at all.
@@ -151,7 +163,12 @@ class Reconciler:
             current = await self.stored_children(names)
         statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
         observed = self.observe_statefulsets(names, design, statefulsets)
-        return await self.report(platform, planned, observed, apply_error)
+        if not keeper.done and not observed.ready:
+            observed = replace(observed, rolling=True, message=keeper.message())
+        outcome = await self.report(platform, planned, observed, apply_error)
+        if keeper.stepped and apply_error is None:
+            outcome.events.append(Event("Normal", "KeeperMembership", keeper.message()))
+        return outcome
 
     def note_drift(
         self,
@@ -191,9 +208,13 @@ class Reconciler:
         if design is None:
             return Outcome(platform.status)
         names = self.names(platform)
-        observed = await self.observe(names, design)
-        if observed is not None and observed.drifted:
+        statefulsets = await self.statefulsets(names)
+        observed = self.observe_statefulsets(names, design, statefulsets)
+        if observed.drifted:
             return await self.reconcile(platform)
+        # A replica added after its claims were grown got a claim of the template's size.
+        if not observed.ready and templates_behind(wanted_sizes(names, design), statefulsets):
+            await self.grow_volumes(names, design)
         planned = PlanOutcome(
             design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
         )
@@ -353,11 +374,6 @@ class Reconciler:
         return await self.kube.list_objects(
             "apps/v1", "StatefulSet", names.namespace, f"{PLATFORM_LABEL}={names.platform}"
         )
-
-    async def observe(self, names: Names, design: PlatformDesign | None) -> Readiness | None:
-        if design is None:
-            return None
-        return self.observe_statefulsets(names, design, await self.statefulsets(names))
 
     @staticmethod
     def observe_statefulsets(

@@ -30,6 +30,7 @@ class Reason(enum.StrEnum):
     BUDGET_INFEASIBLE = "BudgetInfeasible"
     PLANNING_FAILED = "PlanningFailed"
     SHARD_REMOVAL_REFUSED = "ShardRemovalRefused"
+    REPLICA_REMOVAL_REFUSED = "ReplicaRemovalRefused"
     APPLIED = "Applied"
     APPLY_FAILED = "ApplyFailed"
     NOT_PLANNED = "NotPlanned"

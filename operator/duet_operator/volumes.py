@@ -86,3 +86,17 @@ def claim_growth(sizes: dict[str, str], claims: list[Manifest]) -> list[Manifest
                 }
             )
     return patches
+
+
+def templates_behind(sizes: dict[str, str], statefulsets: list[Manifest]) -> bool:
+    """Some StatefulSet's claim template asks for less than its volumes should have: the
+    claims it makes for new replicas start small and must be grown after it makes them."""
+    for statefulset in statefulsets:
+        wanted = sizes.get(statefulset["metadata"]["name"])
+        if wanted is None:
+            continue
+        for template in statefulset.get("spec", {}).get("volumeClaimTemplates", []):
+            asked = template.get("spec", {}).get("resources", {}).get("requests", {})
+            if "storage" in asked and parse_quantity(asked["storage"]) < parse_quantity(wanted):
+                return True
+    return False

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from duet_operator.models import GROUP, VERSION
@@ -382,3 +382,73 @@ def test_a_spec_the_model_refuses_is_reported_once_and_still_deletable(
             return False
 
         wait_until(platform_gone, timeout=30, what="the finalizer to let the platform go")
+
+
+def watch_statefulset(
+    apps: Any, namespace: str, name: str, until: Any, timeout: float = READY
+) -> list[tuple[int, int]]:
+    """Every (spec.replicas, status.readyReplicas) the StatefulSet `name` went through, as
+    the API server told them, until `until(replicas, ready)` holds."""
+    seen: list[tuple[int, int]] = []
+    stream = watch.Watch()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in stream.stream(
+            apps.list_namespaced_stateful_set,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=max(1, int(deadline - time.monotonic())),
+        ):
+            sts = event["object"]
+            state = (sts.spec.replicas, sts.status.ready_replicas or 0)
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            if until(*state):
+                stream.stop()
+                return seen
+    raise WaitTimeoutError(f"{name} never reached the state awaited; went through {seen}")
+
+
+def test_keeper_members_change_one_at_a_time(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    pinned = {"replicas": 2, "keeper": {"replicas": 3}}
+    create_custom_object(custom, namespace, body("quorum", clickhouse=pinned))
+    wait_phase(custom, namespace, "quorum", "Ready")
+
+    patch_spec(custom, namespace, "quorum", {"clickhouse": {"keeper": {"replicas": 5}}})
+    seen = watch_statefulset(apps, namespace, "quorum-keeper", lambda r, ready: ready == 5)
+    members = [replicas for replicas, _ in seen]
+    assert sorted(set(members)) == [3, 4, 5]
+    assert members == sorted(members), f"members only grew: {seen}"
+    # The fifth member was asked for only once the fourth had joined and was Ready.
+    before_five = seen[[r for r, _ in seen].index(5) - 1]
+    assert before_five == (4, 4), f"went through {seen}"
+    wait_phase(custom, namespace, "quorum", "Ready")
+    assert ("Normal", "KeeperMembership") in events(core, namespace, "quorum")
+
+
+def test_replicas_are_removed_only_with_consent_and_their_volumes_kept(
+    duet_operator: OperatorProcess, custom: Any, core: Any, apps: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, body("trim", clickhouse={"replicas": 3}))
+    wait_phase(custom, namespace, "trim", "Ready", replicas=3)
+
+    patch_spec(custom, namespace, "trim", {"clickhouse": {"replicas": 2}})
+
+    def refused() -> dict[str, Any] | None:
+        planned = condition(get(custom, namespace, "trim"), "Planned")
+        return planned if planned and planned["reason"] == "ReplicaRemovalRefused" else None
+
+    planned = wait_until(refused, timeout=30, what="the replica removal to be refused")
+    assert planned["status"] == "False"
+    assert "spec.scaleDown.allowReplicaRemoval" in planned["message"]
+    assert statefulsets(apps, namespace, "trim")["trim-clickhouse-0"].spec.replicas == 3
+
+    patch_spec(custom, namespace, "trim", {"scaleDown": {"allowReplicaRemoval": True}})
+    wait_phase(custom, namespace, "trim", "Ready", replicas=2)
+    assert statefulsets(apps, namespace, "trim")["trim-clickhouse-0"].spec.replicas == 2
+    claims = core.list_namespaced_persistent_volume_claim(namespace).items
+    assert "data-trim-clickhouse-0-2" in {c.metadata.name for c in claims}, (
+        "the removed replica's volume is kept"
+    )

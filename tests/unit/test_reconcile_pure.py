@@ -99,6 +99,46 @@ def test_fewer_shards_are_refused_with_the_pin_that_would_keep_them() -> None:
     assert "pin spec.clickhouse.shards to 3" in refused.message
 
 
+def test_fewer_replicas_are_refused_unless_the_spec_allows_it() -> None:
+    running = plan_platform(platform(clickhouse={"replicas": 3}), PRICES)
+    assert running.design is not None
+    fewer = with_status(
+        platform(clickhouse={"replicas": 2}), design=running.design, plan_hash=running.plan_hash
+    )
+    refused = plan_platform(fewer, PRICES)
+    assert (refused.accepted, refused.reason) == (False, Reason.REPLICA_REMOVAL_REFUSED)
+    assert refused.design == running.design
+    assert "spec.scaleDown.allowReplicaRemoval" in refused.message
+    assert "pin spec.clickhouse.replicas to 3" in refused.message
+
+    allowed = with_status(
+        platform(clickhouse={"replicas": 2}, scaleDown={"allowReplicaRemoval": True}),
+        design=running.design, plan_hash=running.plan_hash,
+    )  # fmt: skip
+    planned = plan_platform(allowed, PRICES)
+    assert planned.accepted
+    assert planned.design is not None
+    assert planned.design.clickhouse.replicas == 2
+
+
+def test_removing_shards_needs_its_own_consent() -> None:
+    big = plan_platform(platform(requirements={"dataVolume": "6Ti"}), PRICES)
+    assert big.design is not None
+    replicas_only = with_status(
+        platform(requirements={"dataVolume": "1Ti"}, scaleDown={"allowReplicaRemoval": True}),
+        design=big.design, plan_hash=big.plan_hash,
+    )  # fmt: skip
+    assert plan_platform(replicas_only, PRICES).reason == Reason.SHARD_REMOVAL_REFUSED
+    shards = with_status(
+        platform(requirements={"dataVolume": "1Ti"}, scaleDown={"allowShardRemoval": True}),
+        design=big.design, plan_hash=big.plan_hash,
+    )  # fmt: skip
+    planned = plan_platform(shards, PRICES)
+    assert planned.accepted
+    assert planned.design is not None
+    assert planned.design.clickhouse.shards < big.design.clickhouse.shards
+
+
 # -- readiness -----------------------------------------------------------------------------------
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from duet_operator.render.naming import Names
-from duet_operator.volumes import claim_growth, keep_immutable_fields, wanted_sizes
+from duet_operator.volumes import (
+    claim_growth,
+    keep_immutable_fields,
+    templates_behind,
+    wanted_sizes,
+)
 from tests.support.platforms import design
 
 NAMES = Names("clicks", "analytics")
@@ -82,3 +87,22 @@ def test_existing_statefulsets_keep_their_claim_templates_and_selector() -> None
     )
     (new,) = keep_immutable_fields([rendered], [])
     assert new == rendered
+
+
+def test_a_template_smaller_than_the_wanted_size_is_behind() -> None:
+    def statefulset(size: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": "clicks-clickhouse-0"},
+            "spec": {
+                "volumeClaimTemplates": [
+                    {"metadata": {"name": "data"},
+                     "spec": {"resources": {"requests": {"storage": size}}}}
+                ]
+            },
+        }  # fmt: skip
+
+    sizes = {"clicks-clickhouse-0": "200Gi"}
+    assert templates_behind(sizes, [statefulset("100Gi")])
+    assert not templates_behind(sizes, [statefulset("200Gi")])
+    assert not templates_behind(sizes, [statefulset("300Gi")])
+    assert not templates_behind({}, [statefulset("100Gi")]), "not the design's: left alone"

@@ -107,6 +107,24 @@ class AutonomySpec(CamelModel):
     )
 
 
+class ScaleDownSpec(CamelModel):
+    """Consent to a design with fewer ClickHouse hosts. Without it such a design is refused
+    and the one in force kept: a removed host takes what only it holds out of every query.
+    The removed hosts' volumes are kept either way (docs/operations.md)."""
+
+    allow_shard_removal: bool = Field(
+        default=False,
+        description="Let a design remove shards. Their rows leave the cluster's queries;"
+        " move them first (INSERT ... SELECT into the remaining shards).",
+    )
+    allow_replica_removal: bool = Field(
+        default=False,
+        description="Let a design remove replicas of each shard. Replicated tables keep"
+        " their rows on the remaining replicas; tables that are not replicated lose what"
+        " the removed replicas held.",
+    )
+
+
 class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -152,6 +170,7 @@ class DataPlatformSpec(CamelModel):
         description="Retain keeps volumes and Secrets when the platform is deleted;"
         " Delete removes them.",
     )
+    scale_down: ScaleDownSpec = ScaleDownSpec()
     backup: BackupSpec | None = Field(
         default=None,
         description="Scheduled backups; none when unset. Validated and stored; this operator"

@@ -17,10 +17,15 @@ CONFIG_DIR = "/etc/clickhouse-keeper"
 APP = "clickhouse-keeper"
 
 
-def keeper_config(names: Names, replicas: int) -> str:
-    servers = [
+def keeper_config(names: Names, replicas: int, joining: int | None = None) -> str:
+    """Keeper's configuration for `replicas` members; the member of ordinal `joining` (one
+    being added to a running ensemble) starts as a follower, so that it waits for the leader
+    instead of calling elections among members that do not know it yet."""
+    servers: list[dict[str, object]] = [
         {"id": i + 1, "hostname": names.keeper_host(i), "port": RAFT_PORT} for i in range(replicas)
     ]
+    if joining is not None and joining < replicas:
+        servers[joining]["start_as_follower"] = "true"
     return to_xml(
         {
             "listen_host": "0.0.0.0",
@@ -50,16 +55,23 @@ def keeper_config(names: Names, replicas: int) -> str:
 
 
 def build_keeper(
-    platform: DataPlatform, design: PlatformDesign, config: RenderConfig
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    members: int | None = None,
+    joining: int | None = None,
 ) -> list[o.Manifest]:
+    """Keeper's objects, with `members` servers (default: the design's; fewer or more while
+    a membership change steps towards it, `joining` the ordinal being added: membership.py)."""
     keeper = design.clickhouse.keeper
     if keeper.replicas == 0:
         return []
+    members = keeper.replicas if members is None else members
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     version = design.clickhouse.version
     meta_labels = labels(names.platform, APP, "keeper", version)
     select = selector(names.platform, APP)
-    config_xml = keeper_config(names, keeper.replicas)
+    config_xml = keeper_config(names, members, joining)
     ports = {"client": CLIENT_PORT, "raft": RAFT_PORT, "metrics": METRICS_PORT}
 
     container = {
@@ -88,11 +100,13 @@ def build_keeper(
             selector=select,
             claim_labels=claim_labels(names.platform, APP),
             service=names.keeper_headless,
-            replicas=keeper.replicas,
+            replicas=members,
             # Members must all start for the quorum to form; an ordered start would wait
             # forever for member 0 to be Ready, which needs a quorum.
             pod_management="Parallel",
-            config_hash=o.content_hash(config_xml),
+            # Keeper reads a changed member list from its file; restarting every member
+            # for it, in the middle of a membership change, would only risk the quorum.
+            config_hash=o.content_hash(keeper_config(names, 0)),
             config_map=names.keeper_config,
             run_as=101,
             containers=[container],
@@ -105,6 +119,6 @@ def build_keeper(
         o.service(platform, names.keeper, meta_labels, select, {"client": CLIENT_PORT}),
         statefulset,
     ]
-    if keeper.replicas >= 3:
+    if members >= 3:
         manifests.append(o.disruption_budget(platform, names.keeper, meta_labels, select))
     return manifests

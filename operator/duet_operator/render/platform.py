@@ -26,7 +26,12 @@ def build_platform(
     design: PlatformDesign,
     config: RenderConfig,
     secrets: PlatformSecrets,
+    *,
+    keeper_members: int | None = None,
+    keeper_joining: int | None = None,
 ) -> list[Manifest]:
+    """The platform's objects for `design`; Keeper with `keeper_members` servers while its
+    membership steps towards the design's (membership.py)."""
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     manifests = [
         clickhouse.credentials_secret(
@@ -37,7 +42,7 @@ def build_platform(
             secrets.clickhouse_cluster_secret,
         )
     ]
-    manifests += build_keeper(platform, design, config)
+    manifests += build_keeper(platform, design, config, keeper_members, keeper_joining)
     manifests += clickhouse.build_clickhouse(platform, design, config)
     postgres_manifests = postgres.build_postgres(platform, design, config)
     if postgres_manifests:
