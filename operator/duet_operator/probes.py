@@ -357,6 +357,22 @@ class DatabaseProbes:
         override = override_of(self.settings.urls, names, pod)
         return server_url(names, pod, Component.POSTGRES, postgres_login(data, names), override)
 
+    async def clickhouse_urls(self, names: Names, pods: Sequence[str]) -> dict[str, DatabaseURL]:
+        """Where, and as the admin user, to reach each ClickHouse pod of `pods` (overrides in
+        `settings.urls` included); ValueError or InvalidURLError, with the reason (never the
+        password), when there is no login or an override does not parse."""
+        data = await self._secret(names.clickhouse_credentials, names.namespace, True)
+        login = login_from(
+            data, "admin-user", clickhouse.ADMIN_USER, clickhouse.ADMIN_PASSWORD_KEY,
+            names.clickhouse_credentials,
+        )  # fmt: skip
+        return {
+            pod: server_url(
+                names, pod, Component.CLICKHOUSE, login, override_of(self.settings.urls, names, pod)
+            )
+            for pod in pods
+        }
+
     async def _secret(self, name: str, namespace: str, needed: bool) -> dict[str, str] | None:
         if not needed:
             return None

@@ -48,12 +48,21 @@ from duet_operator.observe import (
 )
 from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
+from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.platform import build_platform
+from duet_operator.schema_sync import SchemaState, SchemaSync
 from duet_operator.settings import OperatorSettings
-from duet_operator.status import ConditionType, Reason, is_true, phase_of, set_condition
+from duet_operator.status import (
+    ConditionType,
+    Reason,
+    is_false,
+    is_true,
+    phase_of,
+    set_condition,
+)
 from duet_operator.volumes import (
     claim_growth,
     keep_immutable_fields,
@@ -97,6 +106,8 @@ class Outcome:
     apply_error: str | None = None
     # As last observed; None when nothing was (no design yet).
     replicas: Mapping[str, Replicas] | None = None
+    # Worth a status refresh soon even if no child changes (a schema replay settling).
+    recheck: bool = False
 
 
 class Reconciler:
@@ -114,6 +125,8 @@ class Reconciler:
         # The stamp this process last applied to each object, by platform: what an object
         # should still carry for a difference to be someone else's doing.
         self.applied_stamps: dict[str, dict[tuple[str, str], str]] = {}
+        probes = DatabaseProbes(kube, ProbeSettings(), settings.render_config().cluster_domain)
+        self.schema = SchemaSync(kube, probes)
 
     def take_drift(self, key: str) -> list[DriftObservation]:
         return self.drift.pop(key, [])
@@ -165,7 +178,8 @@ class Reconciler:
         observed = self.observe_statefulsets(names, design, statefulsets)
         if not keeper.done and not observed.ready:
             observed = replace(observed, rolling=True, message=keeper.message())
-        outcome = await self.report(platform, planned, observed, apply_error)
+        schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
+        outcome = await self.report(platform, planned, observed, apply_error, schema=schema)
         if keeper.stepped and apply_error is None:
             outcome.events.append(Event("Normal", "KeeperMembership", keeper.message()))
         return outcome
@@ -197,6 +211,7 @@ class Reconciler:
         """The platform is gone: what this process kept of it, with it."""
         self.drift.pop(f"{namespace}/{name}", None)
         self.applied_stamps.pop(f"{namespace}/{name}", None)
+        self.schema.forget(f"{namespace}/{name}")
 
     @staticmethod
     def provisioned(platform: DataPlatform) -> bool:
@@ -215,10 +230,13 @@ class Reconciler:
         # A replica added after its claims were grown got a claim of the template's size.
         if not observed.ready and templates_behind(wanted_sizes(names, design), statefulsets):
             await self.grow_volumes(names, design)
+        schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
         planned = PlanOutcome(
             design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
         )
-        return await self.report(platform, planned, observed, None, keep_planned=True)
+        return await self.report(
+            platform, planned, observed, None, keep_planned=True, schema=schema
+        )
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -390,10 +408,12 @@ class Reconciler:
         apply_error: str | None,
         *,
         keep_planned: bool = False,
+        schema: SchemaState | None = None,
     ) -> Outcome:
         old = platform.status
         status = next_status(platform, planned, observed, apply_error, self.names(platform),
-                             now=datetime.now(UTC), keep_planned=keep_planned)  # fmt: skip
+                             now=datetime.now(UTC), keep_planned=keep_planned,
+                             schema=schema)  # fmt: skip
         changed = status.wire() != old.wire()
         if changed:
             await self.kube.patch_status(
@@ -409,7 +429,8 @@ class Reconciler:
             ready = MemoryOutcome(observed_at=now, time_to_ready_seconds=seconds)
             await self.memory.record_outcomes(platform, [ready])
         replicas = observed.replicas if observed is not None else None
-        return Outcome(status, transition_events(old, status), apply_error, replicas)
+        recheck = schema is not None and schema.recheck
+        return Outcome(status, transition_events(old, status), apply_error, replicas, recheck)
 
     # -- deletion ------------------------------------------------------------------------
 
@@ -436,8 +457,10 @@ def next_status(
     *,
     now: datetime,
     keep_planned: bool = False,
+    schema: SchemaState | None = None,
 ) -> DataPlatformStatus:
-    """The status this reconcile saw: a pure function, so each transition is unit-tested."""
+    """The status this reconcile saw: a pure function, so each transition is unit-tested.
+    `schema` is the SchemaInSync check's finding, None when it had nothing new to say."""
     old = platform.status
     generation = platform.metadata.generation
     conditions = list(old.conditions)
@@ -461,12 +484,22 @@ def next_status(
             conditions, ConditionType.PROVISIONED, True, Reason.APPLIED,
             "every object of the design is applied", generation=generation, now=now,
         )  # fmt: skip
+    if schema is not None:
+        conditions = set_condition(
+            conditions, ConditionType.SCHEMA_IN_SYNC, schema.in_sync, schema.reason,
+            schema.message, generation=generation, now=now,
+        )  # fmt: skip
     if observed is not None:
-        # Ready summarises: the design fully applied, and every replica it wants Ready.
+        # Ready summarises: the design fully applied, every replica it wants Ready, and no
+        # host known to lack the cluster's tables.
         applied = is_true(conditions, ConditionType.PROVISIONED)
-        ready = observed.ready and applied
+        lacking = is_false(conditions, ConditionType.SCHEMA_IN_SYNC)
+        ready = observed.ready and applied and not lacking
         if not applied:
             reason, message = Reason.APPLY_FAILED, "the design is not fully applied (Provisioned)"
+        elif observed.ready and lacking:
+            reason = Reason.SCHEMA_NOT_IN_STEP
+            message = "a ClickHouse host lacks the cluster's tables (SchemaInSync)"
         elif ready:
             reason, message = Reason.ALL_REPLICAS_READY, observed.message
         else:

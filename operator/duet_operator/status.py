@@ -22,6 +22,7 @@ class ConditionType(enum.StrEnum):
     PROVISIONED = "Provisioned"
     READY = "Ready"
     HEALING = "Healing"  # written by the healer: a remediation is being carried out
+    SCHEMA_IN_SYNC = "SchemaInSync"  # every ClickHouse host has the cluster's tables
 
 
 class Reason(enum.StrEnum):
@@ -42,6 +43,10 @@ class Reason(enum.StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a reason, not a password)
     REMEDIATING = "Remediating"
     NO_REMEDIATION = "NoRemediation"
+    SCHEMA_IN_STEP = "InStep"
+    SCHEMA_REPLAYED = "Replayed"  # hosts lacked tables and were given them
+    SCHEMA_NOT_IN_STEP = "NotInStep"
+    SCHEMA_UNREADABLE = "SchemaUnreadable"
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
@@ -53,18 +58,30 @@ def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
     return found is not None and found.status == ConditionStatus.TRUE
 
 
+def is_false(conditions: list[Condition], type_: ConditionType) -> bool:
+    found = find(conditions, type_)
+    return found is not None and found.status == ConditionStatus.FALSE
+
+
 def set_condition(
     conditions: list[Condition],
     type_: ConditionType,
-    status: bool,
+    status: bool | None,
     reason: Reason,
     message: str,
     *,
     generation: int | None,
     now: datetime,
 ) -> list[Condition]:
-    """`conditions` with `type_` set; its transition time kept unless the status flips."""
-    wanted = ConditionStatus.TRUE if status else ConditionStatus.FALSE
+    """`conditions` with `type_` set (None: Unknown); its transition time kept unless the
+    status flips."""
+    wanted = (
+        ConditionStatus.UNKNOWN
+        if status is None
+        else ConditionStatus.TRUE
+        if status
+        else ConditionStatus.FALSE
+    )
     previous = find(conditions, type_)
     since = previous.last_transition_time if previous and previous.status == wanted else now
     updated = Condition(

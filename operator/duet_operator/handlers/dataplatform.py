@@ -22,12 +22,14 @@ from duet_operator.manifests import field_errors
 from duet_operator.models import GROUP, VERSION, DataPlatform
 from duet_operator.models.dataplatform import DeletionPolicy, Phase
 from duet_operator.reconcile import Outcome, Reconciler
+from duet_operator.render import clickhouse
 from duet_operator.render.naming import PLATFORM_LABEL
 from duet_operator.status import ConditionType, Reason, invalid_spec_status
 
 log = logging.getLogger("duet.platforms")
 PLURAL = "dataplatforms"
 KIND = "DataPlatform"
+RECHECK_SECONDS = 10.0
 
 
 def lock(memo: Any, namespace: str | None, name: str) -> asyncio.Lock:
@@ -88,6 +90,7 @@ async def reconcile_platform(name: str, namespace: str | None, memo: Any, **_: A
             with metrics.reconcile_timer(KIND):
                 outcome = await reconciler.reconcile(platform)
     _publish(body, platform, outcome)
+    _recheck_later(memo, namespace, name, outcome)
     if outcome.apply_error:
         raise kopf.TemporaryError(
             outcome.apply_error, delay=reconciler.settings.apply_retry_seconds
@@ -150,6 +153,25 @@ async def refresh_platform_of(
             with metrics.reconcile_timer("DataPlatformStatus"):
                 outcome = await reconciler.refresh(platform)
     _publish(body, platform, outcome)
+    _recheck_later(memo, namespace, name, outcome)
+
+
+def _recheck_later(memo: Any, namespace: str | None, name: str, outcome: Outcome) -> None:
+    """A refresh in a few seconds, for a finding that settles without any child changing (a
+    schema replay whose Replicated databases fill in): no event would bring it otherwise."""
+    if not outcome.recheck or not namespace:
+        return
+    pending: dict[str, asyncio.Task[None]] = memo.setdefault("rechecks", {})
+    key = f"{namespace}/{name}"
+    if key in pending:
+        return
+
+    async def later() -> None:
+        await asyncio.sleep(RECHECK_SECONDS)
+        pending.pop(key, None)
+        await refresh_platform_of(labels={PLATFORM_LABEL: name}, namespace=namespace, memo=memo)
+
+    pending[key] = asyncio.create_task(later())
 
 
 async def repair_deleted_child(
@@ -160,6 +182,19 @@ async def repair_deleted_child(
     name = labels.get(PLATFORM_LABEL)
     if type == "DELETED" and name and namespace:
         await reconcile_platform(name=name, namespace=namespace, memo=memo)
+
+
+async def clickhouse_host_changed(
+    type: str | None, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A ClickHouse pod came or went (a new replica, a replaced one): its platform's hosts
+    are looked at again for their schema once all are Ready. The StatefulSet's own status can
+    be the same before and after a quick replacement, so it cannot say this."""
+    name = labels.get(PLATFORM_LABEL)
+    host = labels.get("app.kubernetes.io/name") == clickhouse.APP
+    if host and type in ("ADDED", "DELETED") and name and namespace:
+        reconciler: Reconciler = memo.reconciler
+        reconciler.schema.forget(f"{namespace}/{name}")
 
 
 async def finalize_platform(body: kopf.Body, memo: Any, **_: Any) -> None:
@@ -197,6 +232,7 @@ def register(registry: kopf.OperatorRegistry, resync_seconds: float) -> None:
     kopf.on.event("apps", "v1", "statefulsets", registry=registry, labels=children)(
         refresh_platform_of
     )
+    kopf.on.event("", "v1", "pods", registry=registry, labels=children)(clickhouse_host_changed)
     for group, version, plural in (
         ("", "v1", "services"),
         ("", "v1", "configmaps"),
