@@ -38,8 +38,6 @@ from tests.support.wait import wait_until
 
 pytest.importorskip("chdb")
 
-pytestmark = pytest.mark.integration
-
 MACROS = [{"shard": "01", "replica": "a"}, {"shard": "01", "replica": "b"}]
 
 
