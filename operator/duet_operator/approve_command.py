@@ -7,33 +7,24 @@ Remediation does not exist, 1 when it is past approving (applied, verified, expi
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client import CustomObjectsApi
 
+from duet_operator.cluster_commands import (
+    CommandError,
+    cluster_api,
+    current_namespace,
+    get_custom,
+    run,
+)
 from duet_operator.models import GROUP, VERSION
 
 PLURAL = "remediations"
 EXIT_CLOSED = 1
 EXIT_NOT_FOUND = 2
 WAITING = ("Pending", "Approved", None)
-
-
-class ApproveError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def current_namespace() -> str:
-    """The namespace of the kubeconfig's current context, as kubectl uses it."""
-    _, active = kube_config.list_kube_config_contexts()
-    namespace: str = (active or {}).get("context", {}).get("namespace") or "default"
-    return namespace
 
 
 def describe(remediation: dict[str, Any]) -> str:
@@ -44,25 +35,16 @@ def describe(remediation: dict[str, Any]) -> str:
 
 
 async def approve_remediation(name: str, namespace: str) -> str:
-    """Approve it; the line to print. ApproveError when it cannot be approved."""
-    configuration = Configuration()
-    await kube_config.load_kube_config(client_configuration=configuration)
-    async with ApiClient(configuration) as api:
+    """Approve it; the line to print. CommandError when it cannot be approved."""
+    async with cluster_api() as api:
         custom = CustomObjectsApi(api)
-        try:
-            found: dict[str, Any] = await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as e:
-            if e.status == 404:
-                raise ApproveError(
-                    f"Remediation {name} not found in namespace {namespace}", EXIT_NOT_FOUND
-                ) from None
-            raise
+        found = await get_custom(
+            custom, "Remediation", PLURAL, name, namespace, missing=EXIT_NOT_FOUND
+        )
         phase = (found.get("status") or {}).get("phase")
         what = describe(found)
         if phase not in WAITING:
-            raise ApproveError(
+            raise CommandError(
                 f"Remediation {name} ({what}) is {phase}: nothing to approve", EXIT_CLOSED
             )
         if (found.get("spec") or {}).get("approved"):
@@ -92,12 +74,5 @@ def approve(
     ] = None,
 ) -> None:
     """Approve a Pending Remediation: the operator applies it next."""
-    try:
-        line = asyncio.run(approve_remediation(name, namespace or current_namespace()))
-    except ApproveError as e:
-        typer.echo(f"duet: {e}", err=True)
-        raise typer.Exit(e.code) from None
-    except ApiException as e:
-        typer.echo(f"duet: the API server refused: {e.status} {e.reason}", err=True)
-        raise typer.Exit(EXIT_CLOSED) from None
+    line = run(approve_remediation(name, namespace or current_namespace()), api_error=EXIT_CLOSED)
     typer.echo(line)

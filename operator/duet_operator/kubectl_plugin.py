@@ -14,22 +14,27 @@ that a QueryAgent serves (a Ready one first, then by name). No agent: exit 2, wi
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
+from kubernetes_asyncio.client import CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from duet_agents.query.settings import DEFAULT_PORT
 from duet_operator import __version__
-from duet_operator.approve_command import approve, current_namespace
+from duet_operator.approve_command import approve
 from duet_operator.cli import plan
+from duet_operator.cluster_commands import (
+    CommandError,
+    cluster_api,
+    current_namespace,
+    get_custom,
+    run,
+)
 from duet_operator.models import GROUP, VERSION, QueryAgent
 from duet_operator.models.backup import BackupComponent, DataPlatformBackup
 from duet_operator.models.queryagent import QueryAgentPhase
@@ -50,12 +55,6 @@ app = typer.Typer(
 )
 
 
-class PluginError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 NamespaceOption = Annotated[
     str | None,
     typer.Option("--namespace", "-n", help="Default: the kubeconfig's current namespace."),
@@ -70,7 +69,7 @@ def resolve_agent(name: str, agents: Sequence[QueryAgent], namespace: str) -> Qu
             return agent
     serving = [a for a in agents if a.spec.platform_ref and a.spec.platform_ref.name == name]
     if not serving:
-        raise PluginError(
+        raise CommandError(
             f"no QueryAgent named {name} or serving the platform {name} in namespace "
             f"{namespace}; apply one with spec.platformRef.name: {name} "
             "(manifests/examples/queryagent.yaml)",
@@ -111,16 +110,14 @@ def error_message(status: int | None, body: str) -> str:
 
 async def ask_agent(name: str, question: str, namespace: str) -> tuple[str, dict[str, Any]]:
     """The agent that answered and its answer. PluginError when there is none or it refused."""
-    configuration = Configuration()
-    await kube_config.load_kube_config(client_configuration=configuration)
-    async with ApiClient(configuration) as api:
+    async with cluster_api() as api:
         listed = await CustomObjectsApi(api).list_namespaced_custom_object(
             GROUP, VERSION, namespace, "queryagents"
         )
         try:
             agents = [QueryAgent.model_validate(i) for i in listed.get("items", [])]
         except ValidationError as e:
-            raise PluginError(f"a QueryAgent does not match this duet: {e}", EXIT_API) from None
+            raise CommandError(f"a QueryAgent does not match this duet: {e}", EXIT_API) from None
         agent = resolve_agent(name, agents, namespace)
         try:
             response = await api.call_api(
@@ -139,7 +136,7 @@ async def ask_agent(name: str, question: str, namespace: str) -> tuple[str, dict
     if not 200 <= status < 300:
         # 403 and 422 come from the agent: it cannot answer that; else it is unreachable.
         code = EXIT_UNANSWERED if status in (403, 422) else EXIT_API
-        raise PluginError(f"QueryAgent {agent.metadata.name}: {error_message(status, text)}", code)
+        raise CommandError(f"QueryAgent {agent.metadata.name}: {error_message(status, text)}", code)
     return agent.metadata.name, json.loads(text)
 
 
@@ -157,28 +154,19 @@ def backup_object(
 
 
 async def create_backup(backup: DataPlatformBackup, namespace: str) -> None:
-    configuration = Configuration()
-    await kube_config.load_kube_config(client_configuration=configuration)
-    async with ApiClient(configuration) as api:
+    async with cluster_api() as api:
         custom = CustomObjectsApi(api)
         platform = backup.spec.platform_ref.name
-        try:
-            await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "dataplatforms", platform
-            )
-        except ApiException as e:
-            if e.status == 404:
-                raise PluginError(
-                    f"DataPlatform {platform} not found in namespace {namespace}", EXIT_USAGE
-                ) from None
-            raise
+        await get_custom(
+            custom, "DataPlatform", "dataplatforms", platform, namespace, missing=EXIT_USAGE
+        )
         try:
             await custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, "dataplatformbackups", backup.wire()
             )
         except ApiException as e:
             if e.status == 404:
-                raise PluginError(
+                raise CommandError(
                     "the DataPlatformBackup kind is not installed in this cluster"
                     " (kubectl apply -f crds/, or upgrade the chart)",
                     EXIT_API,
@@ -205,11 +193,8 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="The answer as JSON.")] = False,
 ) -> None:
     """Ask a platform's QueryAgent a question; answered read-only."""
-    try:
-        agent, answer = asyncio.run(ask_agent(name, question, namespace or current_namespace()))
-    except PluginError as e:
-        typer.echo(f"duet: {e}", err=True)
-        raise typer.Exit(e.code) from None
+    where = namespace or current_namespace()
+    agent, answer = run(ask_agent(name, question, where), api_error=EXIT_API)
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
     else:
@@ -228,14 +213,7 @@ def backup(
     """Back a platform up now: creates a DataPlatformBackup, which the operator runs."""
     where = namespace or current_namespace()
     made = backup_object(name, datetime.now(UTC), component or ())
-    try:
-        asyncio.run(create_backup(made, where))
-    except PluginError as e:
-        typer.echo(f"duet: {e}", err=True)
-        raise typer.Exit(e.code) from None
-    except ApiException as e:
-        typer.echo(f"duet: the API server refused: {e.status} {e.reason}", err=True)
-        raise typer.Exit(EXIT_API) from None
+    run(create_backup(made, where), api_error=EXIT_API)
     typer.echo(
         f"dataplatformbackup {made.metadata.name} created; "
         f"follow it with: kubectl get dataplatformbackup {made.metadata.name} -n {where}"

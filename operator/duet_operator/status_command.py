@@ -8,7 +8,6 @@ tested without a cluster. Exit 2 when the platform does not exist.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 from collections.abc import Sequence
@@ -16,12 +15,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client import CustomObjectsApi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from duet_operator.approve_command import current_namespace
+from duet_operator.cluster_commands import (
+    CommandError,
+    cluster_api,
+    current_namespace,
+    get_custom,
+    run,
+)
 from duet_operator.models import GROUP, VERSION, DataPlatform, Remediation
 
 EXIT_NOT_FOUND = 2
@@ -32,12 +35,6 @@ RECENT_REMEDIATIONS = 5
 class Output(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
-
-
-class StatusError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class PlatformStatus(BaseModel):
@@ -206,20 +203,11 @@ def _iso(when: datetime | None) -> str | None:
 
 
 async def read_status(name: str, namespace: str) -> PlatformStatus:
-    configuration = Configuration()
-    await kube_config.load_kube_config(client_configuration=configuration)
-    async with ApiClient(configuration) as api:
+    async with cluster_api() as api:
         custom = CustomObjectsApi(api)
-        try:
-            found = await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "dataplatforms", name
-            )
-        except ApiException as e:
-            if e.status == 404:
-                raise StatusError(
-                    f"DataPlatform {name} not found in namespace {namespace}", EXIT_NOT_FOUND
-                ) from None
-            raise
+        found = await get_custom(
+            custom, "DataPlatform", "dataplatforms", name, namespace, missing=EXIT_NOT_FOUND
+        )
         listed = await custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, "remediations"
         )
@@ -227,7 +215,7 @@ async def read_status(name: str, namespace: str) -> PlatformStatus:
         platform = DataPlatform.model_validate(found)
         remediations = [Remediation.model_validate(item) for item in listed.get("items", [])]
     except ValidationError as e:
-        raise StatusError(
+        raise CommandError(
             f"the cluster's objects do not match this version of duet: {e.errors()[0]['msg']}",
             EXIT_API,
         ) from None
@@ -247,14 +235,7 @@ def status(
     output: Annotated[Output, typer.Option("-o", "--output")] = Output.TEXT,
 ) -> None:
     """A platform's design, conditions, endpoints and latest remediations."""
-    try:
-        found = asyncio.run(read_status(name, namespace or current_namespace()))
-    except StatusError as e:
-        typer.echo(f"duet: {e}", err=True)
-        raise typer.Exit(e.code) from None
-    except ApiException as e:
-        typer.echo(f"duet: the API server refused: {e.status} {e.reason}", err=True)
-        raise typer.Exit(EXIT_API) from None
+    found = run(read_status(name, namespace or current_namespace()), api_error=EXIT_API)
     if output == Output.JSON:
         typer.echo(json.dumps(render_json(found), indent=2))
     else:

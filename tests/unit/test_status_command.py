@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from duet_operator.cli import app as duet_app
+from duet_operator.cluster_commands import CommandError
 from duet_operator.kubectl_plugin import (
-    PluginError,
     app,
     backup_object,
     error_message,
@@ -213,7 +213,7 @@ def test_ask_goes_to_the_agent_named_or_else_to_a_ready_one_serving_the_platform
 
 
 def test_ask_without_an_agent_says_what_to_apply() -> None:
-    with pytest.raises(PluginError) as raised:
+    with pytest.raises(CommandError) as raised:
         resolve_agent("web", [agent("x", "other")], "shop")
     assert raised.value.code == 2
     assert "spec.platformRef.name: web" in str(raised.value)
