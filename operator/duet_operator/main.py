@@ -10,7 +10,8 @@ from typing import Any
 import kopf
 
 from duet_operator import http
-from duet_operator.handlers import dataplatform, healing, queryagent
+from duet_operator.backups import BackupRunner
+from duet_operator.handlers import backup, dataplatform, healing, queryagent
 from duet_operator.healing import Healer, HealSettings
 from duet_operator.kube.client import Kube
 from duet_operator.models import GROUP
@@ -58,6 +59,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
         memo.memory = await PlatformMemory.start(config.memory)
         memo.reconciler = Reconciler(kube, config, memo.memory)
         memo.query_agents = QueryAgentReconciler(kube, config)
+        memo.backups = BackupRunner(kube, config)
         memo.healer = Healer(kube, memo.reconciler, HealSettings(), memory=memo.memory)
         if config.metrics_port:
             memo.http = await http.serve(config.metrics_port, lambda: bool(memo.ready))
@@ -76,6 +78,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
     dataplatform.register(registry, config.resync_seconds)
     queryagent.register(registry, config.resync_seconds)
     healing.register(registry, HealSettings())
+    backup.register(registry)
     return registry
 
 

@@ -170,3 +170,20 @@ PLANNER_FALLBACKS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+
+
+# -- backups (duet_operator.backups) ------------------------------------------------------------
+
+BACKUP_LABELS = ("namespace", "platform", "outcome")
+BACKUPS_TOTAL = Counter(
+    "duet_backups_total",
+    "Backup runs that ended, by namespace, platform and outcome (completed, failed).",
+    BACKUP_LABELS,
+    registry=REGISTRY,
+)
+BACKUP_DURATION = Histogram(
+    "duet_backup_duration_seconds",
+    "From a backup Job's start to its end, completed or failed.",
+    buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+    registry=REGISTRY,
+)

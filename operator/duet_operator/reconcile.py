@@ -81,6 +81,7 @@ CHILD_KINDS = (
     ("v1", "Service"),
     ("apps/v1", "StatefulSet"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("batch/v1", "CronJob"),
 )
 
 

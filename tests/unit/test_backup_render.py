@@ -149,7 +149,8 @@ def test_a_pvc_target_is_mounted_and_clickhouse_writes_files_there() -> None:
 
 
 def test_a_claim_given_by_size_is_made_shared_and_outlives_the_platform() -> None:
-    claim, cronjob = build_backup_cronjob(with_backup(PVC_SIZE), design(), CONFIG)
+    (claim,) = build_backup_claim(with_backup(PVC_SIZE))
+    (cronjob,) = build_backup_cronjob(with_backup(PVC_SIZE), design(), CONFIG)
     assert claim["kind"] == "PersistentVolumeClaim"
     assert claim["metadata"]["name"] == "clicks-backups"
     assert "ownerReferences" not in claim["metadata"]

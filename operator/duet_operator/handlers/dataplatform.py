@@ -18,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from duet_operator import metrics
+from duet_operator.handlers.events import post_events
 from duet_operator.manifests import field_errors
 from duet_operator.models import GROUP, VERSION, DataPlatform
 from duet_operator.models.dataplatform import DeletionPolicy, Phase
@@ -54,11 +55,7 @@ async def _worker(memo: Any) -> AsyncIterator[None]:
 
 
 def _publish(body: Any, platform: DataPlatform, outcome: Outcome) -> None:
-    ref = f"{platform.metadata.namespace}/{platform.metadata.name}"
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        level = logging.WARNING if event.type == "Warning" else logging.INFO
-        log.log(level, "%s %s: %s", ref, event.reason, event.message)
+    post_events(body, outcome.events, log)
     namespace = platform.metadata.namespace or ""
     phase = outcome.status.phase
     metrics.set_phase(namespace, platform.metadata.name, phase)

@@ -18,26 +18,17 @@ from pydantic import ValidationError
 
 from duet_operator import metrics
 from duet_operator.handlers.dataplatform import lock
+from duet_operator.handlers.events import post_events
 from duet_operator.healing import Healer, HealSettings, unwell
 from duet_operator.models import GROUP, VERSION, DataPlatform
 from duet_operator.models.dataplatform import Phase
 from duet_operator.models.remediation import RemediationPhase
-from duet_operator.reconcile import Event
 from duet_operator.render.naming import PLATFORM_LABEL
 
 log = logging.getLogger("duet.healer")
 PLATFORMS = "dataplatforms"
 REMEDIATIONS = "remediations"
 PLATFORM = "DataPlatform"
-
-
-def _publish(body: Any, events: list[Event]) -> None:
-    meta = body["metadata"]
-    ref = f"{meta['namespace']}/{meta['name']}"
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        level = logging.WARNING if event.type == "Warning" else logging.INFO
-        log.log(level, "%s %s: %s", ref, event.reason, event.message)
 
 
 async def _heal(memo: Any, namespace: str, name: str, *, timer: bool = False) -> None:
@@ -61,7 +52,7 @@ async def _heal(memo: Any, namespace: str, name: str, *, timer: bool = False) ->
             return
         with metrics.reconcile_timer("Healing"):
             events = await healer.heal(platform)
-    _publish(body, events)
+    post_events(body, events, log)
 
 
 def _quiet(platform: DataPlatform, healer: Healer) -> bool:

@@ -173,8 +173,9 @@ class DataPlatformSpec(CamelModel):
     scale_down: ScaleDownSpec = ScaleDownSpec()
     backup: BackupSpec | None = Field(
         default=None,
-        description="Scheduled backups; none when unset. Validated and stored; this operator"
-        " version does not run them yet (docs/backup.md).",
+        description="Scheduled backups; none when unset. A CronJob runs them; each run is"
+        " recorded as a DataPlatformBackup, and the oldest past the retention count are"
+        " deleted (docs/backup.md).",
     )
     restore_from: RestoreFrom | None = Field(
         default=None,

@@ -33,7 +33,7 @@ from duet_agents.backup import clickhouse as chb
 from duet_agents.backup.layout import STAMP_FORMAT, Component, platform_prefix, stamp
 from duet_agents.backup.postgres import basebackup_args
 from duet_agents.planner.models import PlatformDesign
-from duet_operator.models import DataPlatform
+from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.backup import BackupTarget, DataPlatformBackup, PvcTarget, S3Target
 from duet_operator.render import clickhouse as ch
 from duet_operator.render import objects as o
@@ -43,7 +43,13 @@ from duet_operator.render.naming import CLUSTER_NAME, Names, labels
 from duet_operator.render.xml import from_env, to_xml
 
 APP = "backup"
+# On a backup Job: the DataPlatformBackup it runs for. On a DataPlatformBackup: the platform
+# whose CronJob made the run (scheduled runs, the ones retention counts).
 BACKUP_LABEL = "duet.aidatalabs.ai/backup"
+SCHEDULED_LABEL = "duet.aidatalabs.ai/scheduled-by"
+# app.kubernetes.io/component of an on-demand run's Job and of the CronJob and its Jobs.
+ON_DEMAND = "backup"
+SCHEDULED = "scheduled-backup"
 MOUNT = "/backups"
 WORK = "/work"
 # Every step runs as ClickHouse's user, the one its servers run as: they and the Job write
@@ -203,12 +209,13 @@ def build_backup_cronjob(
     config: RenderConfig,
     backup_config: BackupConfig = BackupConfig(),
 ) -> list[o.Manifest]:
-    """The claim (if Duet makes it) and the CronJob of spec.backup; nothing without one."""
+    """The CronJob of spec.backup; nothing without one. (The claim of a target given by size
+    is `build_backup_claim`'s: it is not owned by the platform, and is applied apart.)"""
     backup = platform.spec.backup
     if backup is None:
         return []
     name = platform.metadata.name
-    meta_labels = labels(name, APP, "scheduled-backup")
+    meta_labels = labels(name, APP, SCHEDULED)
     components = _components(design, (Component.CLICKHOUSE, Component.POSTGRES))
     job = _job_spec(
         platform,
@@ -235,7 +242,32 @@ def build_backup_cronjob(
             "jobTemplate": {"metadata": {"labels": meta_labels}, "spec": job},
         },
     }
-    return [*build_backup_claim(platform), cronjob]
+    return [cronjob]
+
+
+def build_scheduled_record(platform: str, namespace: str, job: str) -> o.Manifest:
+    """The DataPlatformBackup that records one run of a platform's CronJob, named as the Job.
+    Not owned by the platform: a backup's record outlives it, as the backup does."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "DataPlatformBackup",
+        "metadata": {
+            "name": job,
+            "namespace": namespace,
+            "labels": labels(platform, APP, SCHEDULED) | {SCHEDULED_LABEL: platform},
+        },
+        "spec": {"platformRef": {"name": platform}},
+    }
+
+
+def job_label(namespace: str, job: str, backup: str) -> o.Manifest:
+    """What the operator applies to a CronJob's Job it has recorded: only the label naming
+    the record (server-side apply of this owns that label and nothing else of the Job)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job, "namespace": namespace, "labels": {BACKUP_LABEL: backup}},
+    }
 
 
 def build_backup_job(
@@ -256,7 +288,7 @@ def build_backup_job(
     run_stamp = (
         stamp(backup.metadata.creation_timestamp) if backup.metadata.creation_timestamp else None
     )
-    meta_labels = labels(platform.metadata.name, APP, "backup") | {
+    meta_labels = labels(platform.metadata.name, APP, ON_DEMAND) | {
         BACKUP_LABEL: backup.metadata.name
     }
     components = _components(design, tuple(backup.spec.components))
@@ -296,7 +328,9 @@ def _job_spec(
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     common_env = [
         {"name": "BACKUP_DIR", "value": platform_prefix("", names.platform)},
-        {"name": "BACKUP_ROOT", "value": f"{MOUNT}/" if target.pvc else ""},
+        # Empty for S3: written without a value, as the API server stores an empty one (a
+        # stored object then holds every field rendered, and is not taken for drift).
+        {"name": "BACKUP_ROOT"} | ({"value": f"{MOUNT}/"} if target.pvc else {}),
     ]
     if run_stamp:
         common_env.append({"name": "BACKUP_STAMP", "value": run_stamp})
@@ -313,6 +347,9 @@ def _job_spec(
             "env": common_env + step["env"],
             "resources": backup_config.resources,
             "securityContext": o.CONTAINER_SECURITY,
+            # A step writes its report only when it succeeds; one that fails leaves the
+            # kubelet its log's tail as the message, which is how status says why.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         }
         for step in steps
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.render import clickhouse, postgres
+from duet_operator.render.backup import build_backup_cronjob
 from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.keeper import build_keeper
 from duet_operator.render.naming import Names
@@ -18,6 +19,7 @@ _KIND_ORDER = {
     "Service": 2,
     "StatefulSet": 3,
     "PodDisruptionBudget": 4,
+    "CronJob": 5,
 }
 
 
@@ -56,5 +58,8 @@ def build_platform(
             )
         )
         manifests += postgres_manifests
+    # spec.backup's schedule; its claim, not owned by the platform, is applied apart
+    # (backups.BackupRunner.sync_schedule).
+    manifests += build_backup_cronjob(platform, design, config)
     # A stable sort keeps Keeper's objects ahead of the servers' within each kind.
     return sorted(manifests, key=lambda m: _KIND_ORDER.get(m["kind"], len(_KIND_ORDER)))

@@ -1,0 +1,134 @@
+"""kopf handlers of backups: a DataPlatformBackup's run, the Jobs that carry runs out, and
+what spec.backup needs beside the platform's reconcile.
+
+- A DataPlatformBackup created (or found at start): its Job is made and its status reported.
+- A Job of Duet's backups changed: its record's status follows (event-driven, as a
+  platform's readiness follows its StatefulSets); a new Job of a platform's CronJob is first
+  recorded as a DataPlatformBackup (adopted). A completed scheduled run applies retention.
+- A platform's spec.backup changed (or the operator started): the claim of a target given by
+  size is made, and the CronJob deleted when spec.backup is gone.
+Everything else lives in backups.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from duet_operator import metrics
+from duet_operator.backups import KIND, BackupOutcome, BackupReason, BackupRunner, is_scheduled
+from duet_operator.handlers.dataplatform import lock
+from duet_operator.handlers.events import post_events
+from duet_operator.manifests import field_errors
+from duet_operator.models import API_VERSION, GROUP, VERSION, DataPlatform, DataPlatformBackup
+from duet_operator.models.backup import BackupPhase
+from duet_operator.reconcile import Event
+from duet_operator.render.backup import APP, BACKUP_LABEL, SCHEDULED
+from duet_operator.render.naming import PLATFORM_LABEL
+
+log = logging.getLogger("duet.backups")
+PLURAL = "dataplatformbackups"
+NAME_LABEL = "app.kubernetes.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+async def _run(memo: Any, namespace: str, name: str) -> BackupOutcome | None:
+    """One look at a backup, under its lock: start it, or report its Job. None when there is
+    no such backup (any more)."""
+    runner: BackupRunner = memo.backups
+    async with lock(memo, namespace, f"dpb/{name}"):
+        body = await runner.kube.get(API_VERSION, KIND, name, namespace)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        try:
+            backup = DataPlatformBackup.model_validate(body)
+        except ValidationError as e:
+            # Only with a CRD older than the operator; nothing a retry can fix.
+            raise kopf.PermanentError(f"cannot read this {KIND}: {field_errors(e)}") from e
+        with metrics.reconcile_timer(KIND):
+            outcome = await runner.reconcile(backup, now=datetime.now(UTC))
+    post_events(body, outcome.events, log)
+    if outcome.finished is not None:
+        await _finished(runner, body, backup, outcome)
+    return outcome
+
+
+async def _finished(
+    runner: BackupRunner, body: Any, backup: DataPlatformBackup, outcome: BackupOutcome
+) -> None:
+    """Counted once per process, on the look that saw the run end; a completed scheduled run
+    then lets retention go over its platform's scheduled runs."""
+    namespace = backup.metadata.namespace or "default"
+    platform = backup.spec.platform_ref.name
+    assert outcome.finished is not None
+    metrics.BACKUPS_TOTAL.labels(namespace, platform, outcome.finished.value.lower()).inc()
+    if outcome.status.duration_seconds is not None:
+        metrics.BACKUP_DURATION.observe(outcome.status.duration_seconds)
+    if (
+        outcome.finished is BackupPhase.COMPLETED
+        and is_scheduled(backup)
+        and outcome.platform is not None
+    ):
+        deleted = await runner.apply_retention(outcome.platform)
+        if deleted:
+            message = f"retention deleted {', '.join(deleted)}"
+            post_events(body, [Event("Normal", BackupReason.RETENTION, message)], log)
+
+
+async def reconcile_backup(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    """create and resume (the spec cannot change)."""
+    outcome = await _run(memo, namespace or "default", name)
+    if outcome is not None and outcome.retry is not None:
+        raise kopf.TemporaryError(outcome.status.message or "waiting", delay=outcome.retry)
+
+
+async def job_changed(
+    type: str | None, name: str, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A Job of a backup changed: its record follows. A CronJob's new Job is recorded first."""
+    if not namespace:
+        return
+    record = labels.get(BACKUP_LABEL)
+    if record is None:
+        platform = labels.get(PLATFORM_LABEL)
+        if type == "DELETED" or labels.get(COMPONENT_LABEL) != SCHEDULED or not platform:
+            return
+        runner: BackupRunner = memo.backups
+        async with lock(memo, namespace, f"dpb/{name}"):
+            record = await runner.adopt(namespace, name, platform)
+    await _run(memo, namespace, record)
+
+
+async def sync_schedule(body: kopf.Body, reason: str, memo: Any, **_: Any) -> None:
+    """A platform's spec.backup changed, or the platform was made, or the operator started."""
+    if body.meta.get("deletionTimestamp"):
+        return
+    if reason == kopf.Reason.CREATE and not body.spec.get("backup"):
+        return  # no claim to make and no CronJob yet to delete
+    runner: BackupRunner = memo.backups
+    try:
+        platform = DataPlatform.model_validate(dict(body))
+    except ValidationError:
+        return  # the platform's own handlers report it
+    post_events(body, await runner.sync_schedule(platform), log)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    resource = (GROUP, VERSION, PLURAL)
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(*resource, registry=registry)(reconcile_backup)
+    platforms = (GROUP, VERSION, "dataplatforms")
+    for decorator in (kopf.on.resume, kopf.on.create):
+        decorator(*platforms, registry=registry)(sync_schedule)
+    kopf.on.update(*platforms, registry=registry, field="spec.backup")(sync_schedule)
+    kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        registry=registry,
+        labels={PLATFORM_LABEL: kopf.PRESENT, NAME_LABEL: APP},
+    )(job_changed)

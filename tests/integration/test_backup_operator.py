@@ -1,0 +1,324 @@
+"""Backups run by the real operator on the local control plane: a DataPlatformBackup's Job is
+made, admitted and run by a kwok node, and its status follows it to Completed or Failed;
+spec.backup makes the CronJob and the claim, a run of the CronJob is recorded as a
+DataPlatformBackup, retention deletes the oldest, and removing spec.backup removes the CronJob.
+
+kwok runs a Job's pod as far as the API is concerned (its stock `pod-complete` stage marks a
+Running pod of a Job Succeeded), but it cannot write a container's termination message, which
+is how a backup step reports what it wrote. So the test plays the kubelet for the pods of
+backup Jobs: it holds kwok's `pod-complete` back on each (its delay annotation, set while the
+pod's init steps still run), then writes the pod's end itself, messages included, as the
+kubelet would once the containers exited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from duet_agents.backup.layout import stamp
+from duet_operator.models import GROUP, VERSION
+from tests.support.crds import create_custom_object
+from tests.support.operator import OperatorProcess
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.integration
+
+READY = 90
+RUN = 60
+# kwok's pod-complete stage takes its delay from these annotations (Go durations). Both: kwok
+# takes the jitter as the delay's upper bound, and its default (1 s) would cut an hour to it.
+HOLD_COMPLETE = {
+    "pod-complete.stage.kwok.x-k8s.io/delay": "1h",
+    "pod-complete.stage.kwok.x-k8s.io/jitter-delay": "1h",
+}
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+S3 = {
+    "endpoint": "http://minio.storage:9000",
+    "bucket": "duet-backups",
+    "secretRef": {"name": "s3-keys"},
+}
+# One step's end: exit code and termination message.
+Ending = tuple[int, str]
+
+
+@pytest.fixture
+def batch(api_client: Any) -> Any:
+    return client.BatchV1Api(api_client)
+
+
+def dp(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DataPlatform",
+        "metadata": {"name": name},
+        "spec": {"requirements": {"dataVolume": "100Gi"}} | spec,
+    }
+
+
+def get(custom: Any, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name
+        )
+    except client.ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return found
+
+
+def wait_ready(custom: Any, namespace: str, name: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        found = get(custom, namespace, "dataplatforms", name)
+        return found if found and found.get("status", {}).get("phase") == "Ready" else None
+
+    return wait_until(ready, timeout=READY, what=f"{name} to be Ready")
+
+
+def wait_backup(custom: Any, namespace: str, name: str, phase: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def reached() -> dict[str, Any] | None:
+        found = get(custom, namespace, "dataplatformbackups", name) or {}
+        seen.update(found.get("status") or {})
+        return found if seen.get("phase") == phase else None
+
+    return wait_until(reached, timeout=RUN, what=f"backup {name} to be {phase} (seen {seen})")
+
+
+def wait_job(batch: Any, namespace: str, name: str) -> Any:
+    def found() -> Any:
+        try:
+            return batch.read_namespaced_job(name, namespace)
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    return wait_until(found, timeout=RUN, what=f"Job {name}")
+
+
+def container_status(name: str, image: str, ending: Ending | None) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    code, message = ending or (0, "")
+    terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}
+    if message:
+        terminated["message"] = message
+    return {
+        "name": name,
+        "image": image,
+        "ready": False,
+        "restartCount": 0,
+        "started": False,
+        "state": {"terminated": terminated | {"startedAt": now, "finishedAt": now}},
+    }
+
+
+def play_kubelet(
+    core: Any, batch: Any, namespace: str, job: Any, endings: dict[str, Ending]
+) -> Callable[[], bool]:
+    """A probe for wait_until: holds each new pod of `job` back from kwok's pod-complete, and
+    ends each Running one as `endings` says (by container; a step not named exits 0)."""
+    held: set[str] = set()
+    ended: set[str] = set()
+
+    def step() -> bool:
+        pods = core.list_namespaced_pod(
+            namespace, label_selector=f"{JOB_UID_LABEL}={job.metadata.uid}"
+        ).items
+        for pod in pods:
+            name = pod.metadata.name
+            if name not in held:
+                core.patch_namespaced_pod(
+                    name, namespace, {"metadata": {"annotations": HOLD_COMPLETE}}
+                )
+                held.add(name)
+            if name in ended or pod.status.phase != "Running":
+                continue
+            plan = endings
+            failed = any(code != 0 for code, _ in plan.values())
+            statuses = {
+                kind: [container_status(c.name, c.image, plan.get(c.name)) for c in containers]
+                for kind, containers in (
+                    ("initContainerStatuses", pod.spec.init_containers or []),
+                    ("containerStatuses", pod.spec.containers),
+                )
+            }
+            body = {"status": {"phase": "Failed" if failed else "Succeeded"} | statuses}
+            core.patch_namespaced_pod_status(name, namespace, body)
+            ended.add(name)
+        # Done when the Job has ended.
+        found = batch.read_namespaced_job(job.metadata.name, namespace)
+        conditions = found.status.conditions or []
+        return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
+
+    return step
+
+
+def report(component: str, location: str, size: int) -> str:
+    return json.dumps({"component": component, "location": location, "bytes": size})
+
+
+def events_of(core: Any, namespace: str, kind: str, name: str) -> list[tuple[str, str]]:
+    found = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"
+    )
+    return [(e.type, e.reason) for e in found.items]
+
+
+def test_an_on_demand_backup_runs_to_completed_with_its_size_and_location(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    create_custom_object(custom, namespace, dp("shop"))
+    wait_ready(custom, namespace, "shop")
+    backup = create_custom_object(
+        custom,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DataPlatformBackup",
+            "metadata": {"name": "before-migration"},
+            "spec": {"platformRef": {"name": "shop"}, "target": {"s3": S3}},
+        },
+    )
+    run = stamp(datetime.fromisoformat(backup["metadata"]["creationTimestamp"]))
+    job = wait_job(batch, namespace, "before-migration-backup")
+    assert job.metadata.owner_references[0].kind == "DataPlatformBackup"
+    assert job.metadata.labels["duet.aidatalabs.ai/backup"] == "before-migration"
+    endings = {
+        "clickhouse": (0, report("clickhouse", f"shop/{run}/clickhouse", 4096)),
+        "postgres": (0, report("postgres", f"/work/shop/{run}/postgres", 1000)),
+        "upload": (0, report("postgres", f"s3://duet-backups/shop/{run}/postgres", 1000)),
+    }
+    wait_until(
+        play_kubelet(core, batch, namespace, job, endings),
+        timeout=RUN,
+        what="the Job to end",
+    )
+
+    done = wait_backup(custom, namespace, "before-migration", "Completed")
+    status = done["status"]
+    assert status["sizeBytes"] == 4096 + 1000
+    assert status["location"] == f"s3://duet-backups/shop/{run}"
+    assert status["durationSeconds"] >= 0
+    assert status["startedAt"] <= status["completedAt"]
+    reasons = [r for _, r in events_of(core, namespace, "DataPlatformBackup", "before-migration")]
+    assert "BackupCompleted" in reasons
+    assert 'outcome="completed"' in duet_operator.metrics()
+
+
+def test_a_failing_backup_is_failed_with_the_step_and_its_words(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    create_custom_object(
+        custom, namespace, dp("ads", backup={"schedule": "0 3 * * *", "target": {"s3": S3}})
+    )
+    wait_ready(custom, namespace, "ads")
+    create_custom_object(
+        custom,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DataPlatformBackup",
+            "metadata": {"name": "doomed"},
+            "spec": {"platformRef": {"name": "ads"}, "components": ["clickhouse"]},
+        },
+    )
+    job = wait_job(batch, namespace, "doomed-backup")
+    refused = {"clickhouse": (210, "Code: 210. DB::NetException: Connection refused")}
+    # backoffLimit 1: the Job tries a second pod before it gives up.
+    wait_until(
+        play_kubelet(core, batch, namespace, job, refused),
+        timeout=RUN,
+        what="the Job to fail",
+    )
+    failed = wait_backup(custom, namespace, "doomed", "Failed")
+    message = failed["status"]["message"]
+    assert "step clickhouse exited with code 210" in message
+    assert "Connection refused" in message
+    assert ("Warning", "BackupFailed") in events_of(core, namespace, "DataPlatformBackup", "doomed")
+
+
+def test_scheduled_backups_are_recorded_kept_by_retention_and_removed_with_spec_backup(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    target = {"pvc": {"size": "10Gi"}}
+    spec = {"schedule": "30 1 * * *", "retention": 1, "target": target}
+    create_custom_object(custom, namespace, dp("web", backup=spec))
+    wait_ready(custom, namespace, "web")
+    cronjob = wait_until(
+        lambda: next(iter(batch.list_namespaced_cron_job(namespace).items), None),
+        timeout=RUN,
+        what="the backup CronJob",
+    )
+    assert cronjob.metadata.name == "web-backup"
+    assert cronjob.spec.schedule == "30 1 * * *"
+    claim = core.read_namespaced_persistent_volume_claim("web-backups", namespace)
+    assert claim.spec.access_modes == ["ReadWriteMany"]
+    assert not claim.metadata.owner_references
+
+    def run_now(name: str, moment: str) -> None:
+        """A run of the CronJob, as `kubectl create job --from=cronjob/web-backup` makes one."""
+        template = cronjob.spec.job_template
+        job = client.V1Job(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels=template.metadata.labels,
+                owner_references=[
+                    client.V1OwnerReference(
+                        api_version="batch/v1", kind="CronJob", name=cronjob.metadata.name,
+                        uid=cronjob.metadata.uid, controller=True,
+                    )
+                ],
+            ),
+            spec=template.spec,
+        )  # fmt: skip
+        made = batch.create_namespaced_job(namespace, job)
+        endings = {
+            "clickhouse": (0, report("clickhouse", f"/backups/web/{moment}/clickhouse", 300)),
+            "postgres": (0, report("postgres", f"/backups/web/{moment}/postgres", 200)),
+        }
+        wait_until(
+            play_kubelet(core, batch, namespace, made, endings),
+            timeout=RUN,
+            what=f"{name} to end",
+        )
+
+    run_now("web-backup-1001", "20250301T013000Z")
+    first = wait_backup(custom, namespace, "web-backup-1001", "Completed")
+    assert first["metadata"]["labels"]["duet.aidatalabs.ai/scheduled-by"] == "web"
+    assert first["status"]["sizeBytes"] == 500
+    assert first["status"]["location"] == "pvc://web-backups/web/20250301T013000Z"
+    job = batch.read_namespaced_job("web-backup-1001", namespace)
+    assert job.metadata.labels["duet.aidatalabs.ai/backup"] == "web-backup-1001"
+
+    run_now("web-backup-1002", "20250302T013000Z")
+    wait_backup(custom, namespace, "web-backup-1002", "Completed")
+    # retention: 1, so the older completed run goes, and is not recorded again.
+    wait_until(
+        lambda: get(custom, namespace, "dataplatformbackups", "web-backup-1001") is None,
+        timeout=RUN,
+        what="retention to delete web-backup-1001",
+    )
+    batch.patch_namespaced_job(
+        "web-backup-1001", namespace, {"metadata": {"annotations": {"poke": "1"}}}
+    )
+
+    custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "dataplatforms", "web", {"spec": {"backup": None}}
+    )
+    wait_until(
+        lambda: not batch.list_namespaced_cron_job(namespace).items,
+        timeout=RUN,
+        what="the CronJob to be deleted",
+    )
+    # The claim holds the backups: it stays.
+    assert core.read_namespaced_persistent_volume_claim("web-backups", namespace)
+    assert get(custom, namespace, "dataplatformbackups", "web-backup-1001") is None
+    assert get(custom, namespace, "dataplatformbackups", "web-backup-1002") is not None
