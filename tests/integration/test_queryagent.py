@@ -131,3 +131,20 @@ def test_a_missing_connection_secret_is_named_until_it_exists(
     status = wait_agent(custom, namespace, "wh", "Ready", "AllReplicasReady")
     assert "s3cret" not in str(status)
     assert all("s3cret" not in str(e.message) for e in core.list_namespaced_event(namespace).items)
+
+
+def test_a_missing_memory_secret_is_named_too(
+    duet_operator: OperatorProcess, custom: Any, core: Any, namespace: str
+) -> None:
+    url = "postgresql://reader:s3cret@db.example:5432/sales"
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="warehouse"), string_data={"url": url}),
+    )
+    spec = {
+        "connectionSecretRef": {"name": "warehouse", "key": "url"},
+        "memory": {"urlSecretRef": {"name": "duet-memory-reader", "key": "url"}},
+    }
+    create_custom_object(custom, namespace, agent_body("mem", **spec))
+    pending = wait_agent(custom, namespace, "mem", "Pending", "SecretNotFound")
+    assert pending["conditions"][0]["message"] == "Secret duet-memory-reader with key url not found"

@@ -46,6 +46,7 @@ def test_by_default_the_memory_is_sqlite_on_a_volume_of_its_own(
 ) -> None:
     spec = pod()
     assert env(spec)["DUET_MEMORY__URL"] == SQLITE_URL
+    assert "DUET_MEMORY__EMBEDDINGS" not in env(spec)  # the setting's default: on
     assert memory_volume(spec) == {"name": "memory", "emptyDir": {"sizeLimit": "1Gi"}}
     # The pod's fsGroup makes the volume the operator's to write (its root is read-only).
     assert spec["securityContext"]["fsGroup"] == 10001
@@ -53,6 +54,16 @@ def test_by_default_the_memory_is_sqlite_on_a_volume_of_its_own(
     settings = OperatorSettings()
     assert settings.memory.enabled
     assert settings.memory.url == SecretStr(SQLITE_URL)
+    assert settings.memory.embeddings
+
+
+def test_the_description_model_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = pod("memory.embeddings=false")
+    assert env(spec)["DUET_MEMORY__EMBEDDINGS"] == "false"
+    monkeypatch.setenv("DUET_MEMORY__EMBEDDINGS", "false")
+    settings = OperatorSettings()
+    assert settings.memory.enabled
+    assert not settings.memory.embeddings
 
 
 def test_a_claim_keeps_the_memory_across_pods() -> None:
@@ -92,6 +103,7 @@ def test_memory_off_is_said_to_the_operator_and_mounts_nothing(
         ("memory.url=mysql://db/duet", "/memory/url"),
         ("memory.urlSecretRef.name=only-a-name", "/memory/urlSecretRef"),
         ("memory.enabled=yes", "/memory/enabled"),
+        ("memory.embeddings=maybe", "/memory/embeddings"),
         ("memory.persistence.existingClaim=Not_A_Claim", "/memory/persistence/existingClaim"),
         ("memory.size=1Gi", "additional properties 'size'"),
     ],

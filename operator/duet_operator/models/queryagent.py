@@ -66,6 +66,20 @@ class TableFilter(CamelModel):
     )
 
 
+class QueryMemory(CamelModel):
+    """The platform memory's patterns on the agent's server (`GET /v1/memory/patterns`).
+
+    A Secret of the agent's own namespace, not the operator's: a pod can only reference
+    Secrets in its namespace, and the agent should read the memory as a role of its own that
+    can only read, not with the operator's credentials that write it."""
+
+    url_secret_ref: SecretKeyRef = Field(
+        description="A Secret key holding the URL of the operator's PostgreSQL memory "
+        "(postgresql://user:password@host:5432/db), ideally of a role that can only read its "
+        "tables. The operator's SQLite memory is a file on its own volume: it cannot be shared."
+    )
+
+
 class QueryAgentSpec(CamelModel):
     model_config = validated_by(
         cel(
@@ -108,6 +122,11 @@ class QueryAgentSpec(CamelModel):
     replicas: int = Field(default=1, ge=0, le=20)
     resources: ResourcesPin | None = Field(
         default=None, description="Per replica; requests equal limits."
+    )
+    memory: QueryMemory | None = Field(
+        default=None,
+        description="Serve what the platform memory has learnt (GET /v1/memory/patterns); "
+        "unset: the server has no memory endpoints.",
     )
 
 

@@ -1,8 +1,8 @@
 """A QueryAgent's Deployment and Service: `duet query serve`, read-only, on port 8080.
 
 The server's settings come from `duet_agents.query.settings` field names, so what is rendered
-here is what the server reads. Passwords and API keys are referenced from their Secrets,
-never copied into the Deployment.
+here is what the server reads. Passwords, API keys and the memory's URL are referenced from
+their Secrets, never copied into the Deployment.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def server_env(agent: QueryAgent, cluster_domain: str) -> list[dict[str, Any]]:
     env += [{"name": env_name(k), "value": v} for k, v in sorted(plain.items())]
     if spec.secret_ref is not None:
         env.append(o.secret_env(env_name("api_key"), spec.secret_ref.name, spec.secret_ref.key))
+    if spec.memory is not None:
+        # The URL carries a password: referenced, like every other credential.
+        ref = spec.memory.url_secret_ref
+        env.append(o.secret_env(env_name("memory_url"), ref.name, ref.key))
     return env
 
 
