@@ -427,3 +427,18 @@ def test_events_of_both_apis_read_alike() -> None:
     assert core == new
     assert core.object == "pod/web-clickhouse-0-1"
     assert core.last_seen == NOW
+
+
+def test_an_on_delete_statefulset_is_settled_once_every_pod_runs_its_template() -> None:
+    # The operator rolls ClickHouse shards itself (updateStrategy OnDelete); the controller
+    # then never moves currentRevision, which must not leave a remedy unverified for good.
+    sts = {
+        "metadata": {"name": "web-clickhouse-0", "generation": 2,
+                     "labels": {"app.kubernetes.io/name": "clickhouse"}},
+        "spec": {"replicas": 2, "updateStrategy": {"type": "OnDelete"}},
+        "status": {"observedGeneration": 2, "replicas": 2, "readyReplicas": 2,
+                   "updatedReplicas": 2, "currentRevision": "r1", "updateRevision": "r2"},
+    }  # fmt: skip
+    assert statefulset_observation(sts).settled
+    rolling = sts | {"spec": {"replicas": 2}}
+    assert not statefulset_observation(rolling).settled, "a RollingUpdate one is still rolling"

@@ -109,6 +109,9 @@ class StatefulSetObservation(CamelModel):
     observed_generation: int = Field(default=0, ge=0)
     current_revision: str | None = None
     update_revision: str | None = None
+    # updateStrategy OnDelete (ClickHouse shards, rolled by the operator): there the
+    # controller never moves currentRevision, and updatedReplicas alone says a roll is done.
+    on_delete: bool = False
     containers: list[ContainerTemplate] = Field(default_factory=list)
 
     @property
@@ -121,7 +124,7 @@ class StatefulSetObservation(CamelModel):
         return (
             self.observed_generation < self.generation
             or self.updated_replicas < self.replicas
-            or self.current_revision != self.update_revision
+            or (not self.on_delete and self.current_revision != self.update_revision)
         )
 
     @property

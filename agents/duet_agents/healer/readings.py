@@ -100,6 +100,7 @@ def statefulset_observation(sts: Obj) -> StatefulSetObservation:
         observed_generation=int(status.get("observedGeneration", 0)),
         current_revision=status.get("currentRevision"),
         update_revision=status.get("updateRevision"),
+        on_delete=(spec.get("updateStrategy") or {}).get("type") == "OnDelete",
         containers=[
             ContainerTemplate(
                 name=c["name"],
