@@ -67,14 +67,17 @@ def claim_owner(claim: str) -> str:
 
 
 def claim_growth(sizes: dict[str, str], claims: list[Manifest]) -> list[Manifest]:
-    """Patches that grow claims smaller than their StatefulSet's wanted size; a claim larger
-    than wanted is left as it is."""
+    """Patches that grow bound claims smaller than their StatefulSet's wanted size; a claim
+    larger than wanted is left as it is."""
     patches = []
     for claim in claims:
         name = claim["metadata"]["name"]
         wanted = sizes.get(claim_owner(name))
         current = claim.get("spec", {}).get("resources", {}).get("requests", {}).get("storage")
         if wanted is None or current is None:
+            continue
+        # Only a bound claim can be resized; one still pending is grown once bound.
+        if (claim.get("status") or {}).get("phase") != "Bound":
             continue
         if parse_quantity(wanted) > parse_quantity(current):
             patches.append(

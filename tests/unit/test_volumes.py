@@ -16,10 +16,11 @@ from tests.support.platforms import design
 NAMES = Names("clicks", "analytics")
 
 
-def claim(name: str, size: str) -> dict[str, Any]:
+def claim(name: str, size: str, phase: str = "Bound") -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": "analytics"},
         "spec": {"resources": {"requests": {"storage": size}}},
+        "status": {"phase": phase},
     }
 
 
@@ -34,6 +35,8 @@ def test_only_smaller_claims_grow() -> None:
             claim("data-clicks-clickhouse-1-1", "2Ti"),  # larger: never shrunk
             claim("data-clicks-keeper-2", "10Gi"),
             claim("data-unrelated-0", "1Gi"),
+            # Not bound yet: the API server refuses to resize it (grown once bound).
+            claim("data-clicks-clickhouse-1-2", "1000Gi", phase="Pending"),
         ],
     )
     assert patches == [
