@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/heal.py
+	$(BIN)/python bench/rollout.py
 
 .PHONY: testenv-up
 testenv-up:

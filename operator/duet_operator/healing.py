@@ -915,7 +915,9 @@ class Healer:
             meta.namespace or "default",
             {key: wire[key] for key in changed},
         )
-        return await self.reconciler.reconcile(platform.model_copy(update={"status": status}))
+        return await self.reconciler.reconcile(
+            platform.model_copy(update={"status": status}), own_change=True
+        )
 
     async def raise_figure(
         self, platform: DataPlatform, adjustment: Adjustment

@@ -52,11 +52,14 @@ def statefulset_progress(sts: dict[str, Any], wanted: int) -> tuple[int, bool]:
     """(ready replicas, still rolling out) of one StatefulSet that should have `wanted`."""
     status = sts.get("status") or {}
     generation = sts.get("metadata", {}).get("generation", 0)
+    # Under OnDelete the controller never moves currentRevision to updateRevision, even once
+    # every pod runs it (seen on v1.34): there, updatedReplicas alone says the roll is done.
+    on_delete = (sts.get("spec", {}).get("updateStrategy") or {}).get("type") == "OnDelete"
     rolling = (
         int(sts.get("spec", {}).get("replicas", 1)) != wanted
         or status.get("observedGeneration", 0) < generation
         or status.get("updatedReplicas", 0) < wanted
-        or status.get("currentRevision") != status.get("updateRevision")
+        or (not on_delete and status.get("currentRevision") != status.get("updateRevision"))
     )
     return int(status.get("readyReplicas", 0)), rolling
 

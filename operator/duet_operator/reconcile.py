@@ -25,7 +25,7 @@ from duet_agents.memory import lessons_context
 from duet_agents.planner import capacity
 from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
-from duet_operator import credentials, metrics
+from duet_operator import credentials, metrics, rollout
 from duet_operator.drift import STAMP, drift_of, stamp, unchanged
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.llm_metrics import Instrumented
@@ -139,7 +139,9 @@ class Reconciler:
             self.render_config.cluster_domain,
         )
 
-    async def reconcile(self, platform: DataPlatform) -> Outcome:
+    async def reconcile(self, platform: DataPlatform, *, own_change: bool = False) -> Outcome:
+        """`own_change`: the caller changed the design itself (the healer's raised figures,
+        in status), so what differs from the stored objects is not someone else's drift."""
         names = self.names(platform)
         planned = await self.plan(platform)
         design = planned.design
@@ -160,7 +162,7 @@ class Reconciler:
         # the stamp then matches what is stored, and an unchanged object is not sent at all.
         desired = [stamp(m) for m in keep_immutable_fields(rendered, stored_statefulsets)]
         stale = [m for m in desired if not unchanged(m, stored.get(_key(m)))]
-        if stale and not planned.changed and self.provisioned(platform):
+        if stale and not planned.changed and not own_change and self.provisioned(platform):
             self.note_drift(platform, stale, stored)
         applied, apply_error = await self.apply(stale)
         stamps = self.applied_stamps.setdefault(platform_key(platform), {})
@@ -177,13 +179,16 @@ class Reconciler:
             current = await self.stored_children(names)
         statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
         observed = self.observe_statefulsets(names, design, statefulsets)
+        # ClickHouse pods on an older template restart host by host (rollout.py).
+        rolled = await rollout.roll(self.kube, names, design, statefulsets, platform)
+        observed = rolled.readiness(observed)
         if not keeper.done and not observed.ready:
             observed = replace(observed, rolling=True, message=keeper.message())
         schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
         outcome = await self.report(platform, planned, observed, apply_error, schema=schema)
         if keeper.stepped and apply_error is None:
             outcome.events.append(Event("Normal", "KeeperMembership", keeper.message()))
-        return outcome
+        return rolled_outcome(outcome, rolled)
 
     def note_drift(
         self,
@@ -228,16 +233,21 @@ class Reconciler:
         observed = self.observe_statefulsets(names, design, statefulsets)
         if observed.drifted:
             return await self.reconcile(platform)
-        # A replica added after its claims were grown got a claim of the template's size.
-        if not observed.ready and templates_behind(wanted_sizes(names, design), statefulsets):
+        # A pod Ready, or gone, may let the next host of a rollout restart.
+        rolled = await rollout.roll(self.kube, names, design, statefulsets, platform)
+        observed = rolled.readiness(observed)
+        # A replica added after its claims were grown gets a claim of the template's size,
+        # grown here once it is bound (its StatefulSet's status changes as it comes up).
+        if templates_behind(wanted_sizes(names, design), statefulsets):
             await self.grow_volumes(names, design)
         schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
         planned = PlanOutcome(
             design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
         )
-        return await self.report(
+        outcome = await self.report(
             platform, planned, observed, None, keep_planned=True, schema=schema
         )
+        return rolled_outcome(outcome, rolled)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -531,6 +541,13 @@ def next_status(
         adjustments=old.adjustments,
         postgres_primary=old.postgres_primary,
     )
+
+
+def rolled_outcome(outcome: Outcome, rolled: rollout.Rollout) -> Outcome:
+    """`outcome` with an Event per host the rollout restarted, and its wish to look again."""
+    outcome.events += [Event(*event) for event in rolled.events()]
+    outcome.recheck |= rolled.recheck
+    return outcome
 
 
 def endpoints(names: Names, design: PlatformDesign) -> Endpoints:

@@ -101,14 +101,7 @@ def test_a_platform_is_planned_provisioned_and_ready(
         "Planned": "True",
         "Provisioned": "True",
         "Ready": "True",
-        # kwok's pods run no ClickHouse: their schema cannot be read, which is said and
-        # does not hold Ready (tests/integration/test_schema_in_sync.py reads real engines).
-        "SchemaInSync": "Unknown",
-    }
-    schema = condition(platform, "SchemaInSync")
-    assert schema is not None
-    assert schema["reason"] == "SchemaUnreadable"
-    assert "cannot resolve web-clickhouse-0-0.web-clickhouse-headless" in schema["message"]
+    }, "no SchemaInSync with the probes off (kwok runs no ClickHouse: test_schema_in_sync)"
     design = status["design"]["clickhouse"]
     assert (design["shards"], design["replicas"], design["keeper"]["replicas"]) == (2, 2, 3)
     assert (

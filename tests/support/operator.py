@@ -68,6 +68,11 @@ class OperatorProcess:
             # ~/.local/state) must not change the designs this operator's tests check.
             "DUET_MEMORY__URL": f"sqlite:///{self.log_path.parent / 'memory.db'}",
         }
+        # kwok's pods run no database: probing them would only report them unreachable (and
+        # hold a rollout for its grace). A test with servers to probe names them in
+        # DUET_PROBE_URLS, which turns the probes on.
+        if "DUET_PROBE_URLS" not in self.env and "DUET_PROBE_ENABLED" not in self.env:
+            env["DUET_PROBE_ENABLED"] = "false"
         env.update(self.env)
         command = [
             *(sys.executable, "-m", "duet_operator.cli", "operator", "run"),

@@ -22,7 +22,8 @@ from duet_operator.render.backup import (
     job_name,
 )
 from duet_operator.render.config import RenderConfig
-from tests.support.platforms import design, platform
+from duet_operator.render.platform import build_platform
+from tests.support.platforms import SECRETS, design, platform
 
 CONFIG = RenderConfig()
 S3 = {
@@ -242,3 +243,28 @@ def test_every_step_is_a_script_sh_can_parse(target: dict[str, Any]) -> None:
         shell, flag, script = container["command"]
         assert (shell, flag) == ("/bin/sh", "-c")
         subprocess.run(["sh", "-n", "-c", script], check=True)
+
+
+def test_the_platforms_servers_are_rendered_ready_to_write_its_backups() -> None:
+    def servers(p: DataPlatform) -> tuple[dict[str, Any], dict[str, Any]]:
+        objects = build_platform(p, design(), CONFIG, SECRETS)
+        config = next(m for m in objects if m["metadata"]["name"] == "clicks-clickhouse-config")
+        shard = next(m for m in objects if m["metadata"]["name"] == "clicks-clickhouse-0")
+        return config, shard["spec"]["template"]["spec"]
+
+    config, pod = servers(with_backup(PVC_CLAIM))
+    assert "allowed_path" in config["data"]["backup.xml"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/backups"]["name"] == "backups"
+    assert mounts["/etc/clickhouse-server/config.d/backup.xml"]["subPath"] == "backup.xml"
+    assert {"name": "backups", "persistentVolumeClaim": {"claimName": "shared-backups"}} in (
+        pod["volumes"]
+    )
+
+    _, pod = servers(with_backup({"s3": S3}))
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["DUET_BACKUP_S3_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "s3-keys"
+
+    config, pod = servers(platform())
+    assert "backup.xml" not in config["data"], "no backup, nothing added"
+    assert all(v["name"] != "backups" for v in pod["volumes"])

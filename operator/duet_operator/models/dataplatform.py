@@ -125,6 +125,20 @@ class ScaleDownSpec(CamelModel):
     )
 
 
+class RolloutSpec(CamelModel):
+    """How a change of the ClickHouse pods' template (version, configuration, resources)
+    rolls through the shards: host by host, each restarted host Ready and caught up on
+    replication before the next of its shard; shards roll in parallel (docs/operations.md)."""
+
+    max_unavailable: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Replicas of one shard restarting (or not caught up) at once. Never every"
+        " replica of a shard, unless the shard has only one.",
+    )
+
+
 class DeletionPolicy(enum.StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -171,6 +185,7 @@ class DataPlatformSpec(CamelModel):
         " Delete removes them.",
     )
     scale_down: ScaleDownSpec = ScaleDownSpec()
+    rollout: RolloutSpec = RolloutSpec()
     backup: BackupSpec | None = Field(
         default=None,
         description="Scheduled backups; none when unset. A CronJob runs them; each run is"

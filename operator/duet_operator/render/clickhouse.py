@@ -7,7 +7,7 @@ one entry in remote_servers, and nothing else changes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
@@ -24,6 +24,10 @@ from duet_operator.render.naming import (
 )
 from duet_operator.render.xml import from_env, to_xml
 
+if TYPE_CHECKING:
+    # Only its shape: render/backup.py builds it, and imports this module.
+    from duet_operator.render.backup import ServerBackup
+
 HTTP_PORT = 8123
 NATIVE_PORT = 9000
 INTERSERVER_PORT = 9009
@@ -36,6 +40,7 @@ PORTS = {
 }
 DATA_DIR = "/var/lib/clickhouse"
 APP = "clickhouse"
+BACKUP_FILE = "backup.xml"  # config.d: where backups may go (a path, or S3's named collection)
 
 ADMIN_USER = "admin"
 READONLY_USER = "readonly"
@@ -133,13 +138,20 @@ def users_config() -> str:
 
 
 def build_clickhouse(
-    platform: DataPlatform, design: PlatformDesign, config: RenderConfig
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    backup: ServerBackup | None = None,
 ) -> list[o.Manifest]:
+    """The servers of every shard; with `backup` (spec.backup's target), what they need to
+    write backups there: ClickHouse runs BACKUP on the servers themselves."""
     ch = design.clickhouse
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     meta_labels = labels(names.platform, APP, "server", ch.version)
     select = selector(names.platform, APP)
     files = {"config.xml": server_config(names, design), "users.xml": users_config()}
+    if backup is not None:
+        files[BACKUP_FILE] = backup.config_xml
     config_hash = o.content_hash(files)
 
     manifests = [
@@ -166,6 +178,7 @@ def build_clickhouse(
                 meta_labels=shard_labels,
                 select=shard_select,
                 config_hash=config_hash,
+                backup=backup,
             )
         )
         if ch.replicas > 1:
@@ -185,19 +198,44 @@ def shard_statefulset(
     meta_labels: dict[str, str],
     select: dict[str, str],
     config_hash: str,
+    backup: ServerBackup | None = None,
 ) -> o.Manifest:
     ch = design.clickhouse
     credentials = names.clickhouse_credentials
     ping = {"httpGet": {"path": "/ping", "port": "http"}}
+    env: list[dict[str, Any]] = [
+        {"name": "CLICKHOUSE_SHARD", "value": str(shard)},
+        o.secret_env("CLICKHOUSE_ADMIN_PASSWORD", credentials, ADMIN_PASSWORD_KEY),
+        o.secret_env("CLICKHOUSE_READONLY_PASSWORD", credentials, READONLY_PASSWORD_KEY),
+        o.secret_env("CLICKHOUSE_CLUSTER_SECRET", credentials, CLUSTER_SECRET_KEY),
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "data", "mountPath": DATA_DIR},
+        {
+            "name": "config",
+            "mountPath": "/etc/clickhouse-server/config.d/duet.xml",
+            "subPath": "config.xml",
+        },
+        {
+            "name": "config",
+            "mountPath": "/etc/clickhouse-server/users.d/duet.xml",
+            "subPath": "users.xml",
+        },
+    ]
+    if backup is not None:
+        env += backup.env
+        mounts += [
+            *backup.mounts,
+            {
+                "name": "config",
+                "mountPath": f"/etc/clickhouse-server/config.d/{BACKUP_FILE}",
+                "subPath": BACKUP_FILE,
+            },
+        ]
     container = {
         "name": "clickhouse",
         "image": f"{config.clickhouse_image}:{ch.version}",
-        "env": [
-            {"name": "CLICKHOUSE_SHARD", "value": str(shard)},
-            o.secret_env("CLICKHOUSE_ADMIN_PASSWORD", credentials, ADMIN_PASSWORD_KEY),
-            o.secret_env("CLICKHOUSE_READONLY_PASSWORD", credentials, READONLY_PASSWORD_KEY),
-            o.secret_env("CLICKHOUSE_CLUSTER_SECRET", credentials, CLUSTER_SECRET_KEY),
-        ],
+        "env": env,
         "ports": o.container_ports(PORTS),
         "resources": o.container_resources(ch.resources),
         "securityContext": o.CONTAINER_SECURITY,
@@ -205,21 +243,9 @@ def shard_statefulset(
         "livenessProbe": ping | {"periodSeconds": 10, "failureThreshold": 6},
         # Attaching a large table set can take minutes after a restart.
         "startupProbe": ping | {"periodSeconds": 5, "failureThreshold": 120},
-        "volumeMounts": [
-            {"name": "data", "mountPath": DATA_DIR},
-            {
-                "name": "config",
-                "mountPath": "/etc/clickhouse-server/config.d/duet.xml",
-                "subPath": "config.xml",
-            },
-            {
-                "name": "config",
-                "mountPath": "/etc/clickhouse-server/users.d/duet.xml",
-                "subPath": "users.xml",
-            },
-        ],
+        "volumeMounts": mounts,
     }
-    return o.statefulset(
+    manifest = o.statefulset(
         platform,
         o.Workload(
             name=names.shard(shard),
@@ -238,6 +264,12 @@ def shard_statefulset(
             termination_grace_seconds=60,
         ),
     )
+    if backup is not None:
+        manifest["spec"]["template"]["spec"]["volumes"] += backup.volumes
+    # The StatefulSet controller would restart the next replica as soon as the last is Ready,
+    # not caught up on replication: the operator picks which pod restarts when (rollout.py).
+    manifest["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    return manifest
 
 
 def credentials_secret(

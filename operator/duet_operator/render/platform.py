@@ -5,7 +5,7 @@ from __future__ import annotations
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.render import clickhouse, postgres
-from duet_operator.render.backup import build_backup_cronjob
+from duet_operator.render.backup import build_backup_cronjob, clickhouse_server_backup
 from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.keeper import build_keeper
 from duet_operator.render.naming import Names
@@ -45,7 +45,9 @@ def build_platform(
         )
     ]
     manifests += build_keeper(platform, design, config, keeper_members, keeper_joining)
-    manifests += clickhouse.build_clickhouse(platform, design, config)
+    manifests += clickhouse.build_clickhouse(
+        platform, design, config, clickhouse_server_backup(platform)
+    )
     postgres_manifests = postgres.build_postgres(platform, design, config)
     if postgres_manifests:
         manifests.append(
