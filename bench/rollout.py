@@ -20,6 +20,7 @@ replicated tables), so the probe round is paid as in a cluster; `off` counts Rea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -34,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config, watch
-from urllib3.exceptions import ProtocolError
+from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -48,6 +48,7 @@ from duet_operator.render.platform import build_platform  # noqa: E402
 from tests.support import testenv_module  # noqa: E402
 from tests.support.cluster import start_testenv, stop_testenv  # noqa: E402
 from tests.support.operator import OperatorProcess  # noqa: E402
+from tests.support.pod_events import pod_events  # noqa: E402
 
 ENV = "bench-rollout"
 OLD, NEW = "25.8", "25.9"
@@ -168,38 +169,14 @@ class Timeline:
                 self.ready.setdefault(meta.name, now)
 
 
-def follow(core: Any, namespace: str, layout: Layout) -> tuple[Timeline, Callable[[], None]]:
-    """A pod watch from now on, in a thread; returns the timeline and how to stop it."""
+def follow(
+    core: Any, namespace: str, layout: Layout, timeline: Timeline
+) -> contextlib.AbstractContextManager[None]:
+    """`layout`'s pods into `timeline`, while the context lasts."""
     selector = f"{PLATFORM_LABEL}={layout.name},{CLICKHOUSE}"
-    timeline = Timeline()
-    listed = core.list_namespaced_pod(namespace, label_selector=selector)
-    for pod in listed.items:
-        timeline.see("ADDED", pod, time.monotonic())
-    stop = threading.Event()
-    stream = watch.Watch()
-
-    def run() -> None:
-        version = listed.metadata.resource_version
-        while not stop.is_set():
-            try:
-                for event in stream.stream(
-                    core.list_namespaced_pod, namespace, label_selector=selector,
-                    resource_version=version, timeout_seconds=5,
-                ):  # fmt: skip
-                    version = event["object"].metadata.resource_version
-                    timeline.see(event["type"], event["object"], time.monotonic())
-            except ProtocolError:
-                continue
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def halt() -> None:
-        stop.set()
-        stream.stop()
-        thread.join(timeout=10)
-
-    return timeline, halt
+    return pod_events(
+        core, namespace, selector, lambda kind, pod: timeline.see(kind, pod, time.monotonic())
+    )
 
 
 @dataclass(frozen=True)
@@ -211,15 +188,13 @@ class Result:
 def timed_rollout(
     core: Any, apps: Any, namespace: str, layout: Layout, change: Callable[[], None]
 ) -> Result:
-    timeline, halt = follow(core, namespace, layout)
-    started = time.monotonic()
-    try:
+    timeline = Timeline()
+    with follow(core, namespace, layout, timeline):
+        started = time.monotonic()
         change()
         wait_for(lambda: rolled_out(apps, core, namespace, layout), f"{layout} rolled out")
         # The watch can trail the poll that saw the end by an event or two.
         wait_for(lambda: len(timeline.ready) == len(layout.pods()), "the watch", timeout=30)
-    finally:
-        halt()
     restart = [timeline.ready[p] - timeline.deleting[p] for p in layout.pods()]
     return Result(max(timeline.ready.values()) - started, restart)
 

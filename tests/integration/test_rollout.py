@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import watch
-from urllib3.exceptions import ProtocolError
 
 from duet_operator.models import GROUP, VERSION
 from tests.support.crds import create_custom_object
 from tests.support.operator import OperatorProcess, serving
+from tests.support.pod_events import pod_events
 from tests.support.wait import WaitTimeoutError, wait_until
 
 pytestmark = pytest.mark.integration
@@ -131,7 +130,6 @@ class PodWatch:
     most_down: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     uids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     lock: threading.Lock = field(default_factory=threading.Lock)
-    error: BaseException | None = None
 
     def apply(self, kind: str, pod: Any) -> None:
         meta = pod.metadata
@@ -163,39 +161,8 @@ class PodWatch:
 def watching(core: Any, namespace: str, platform: str, replicas: int) -> Iterator[PodWatch]:
     selector = f"{PLATFORM_LABEL}={platform},app.kubernetes.io/name=clickhouse"
     seen = PodWatch(replicas)
-    listed = core.list_namespaced_pod(namespace, label_selector=selector)
-    for pod in listed.items:
-        seen.apply("ADDED", pod)
-    stop = threading.Event()
-    stream = watch.Watch()
-
-    def follow() -> None:
-        version = listed.metadata.resource_version
-        while not stop.is_set():
-            try:
-                for event in stream.stream(
-                    core.list_namespaced_pod, namespace, label_selector=selector,
-                    resource_version=version, timeout_seconds=5,
-                ):  # fmt: skip
-                    version = event["object"].metadata.resource_version
-                    seen.apply(event["type"], event["object"])
-            except ProtocolError:
-                continue  # the connection was cut: on again from the last version seen
-            except BaseException as e:  # reported by the test, not lost in the thread
-                if not stop.is_set():
-                    seen.error = e
-                return
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    try:
+    with pod_events(core, namespace, selector, seen.apply):
         yield seen
-    finally:
-        stop.set()
-        stream.stop()
-        thread.join(timeout=10)
-    if seen.error is not None:
-        raise seen.error
 
 
 def rolled_out(apps: Any, core: Any, namespace: str, name: str, shards: int, replicas: int) -> bool:
