@@ -49,7 +49,7 @@ from duet_operator.observe import (
 from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
 from duet_operator.probes import DatabaseProbes, ProbeSettings
-from duet_operator.render import clickhouse, postgres
+from duet_operator.render import backup, clickhouse, postgres
 from duet_operator.render.config import PlatformSecrets
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.platform import build_platform
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from duet_agents.planner.graph import ModelPlan
 
 WORKLOADS_FIRST = ("Secret", "ConfigMap")
+NOT_BACKUPS = f"app.kubernetes.io/name!={backup.APP}"
 # Every kind the renderers produce, as listed to compare with what is stored.
 CHILD_KINDS = (
     ("v1", "Secret"),
@@ -453,8 +454,9 @@ class Reconciler:
         names = Names(name, namespace, self.render_config.cluster_domain)
         selector = f"{PLATFORM_LABEL}={names.platform}"
         secrets_ = await self.kube.delete_all("v1", "Secret", names.namespace, selector)
+        # Not the backups' claim: backups are for when the platform is gone.
         claims = await self.kube.delete_all(
-            "v1", "PersistentVolumeClaim", names.namespace, selector
+            "v1", "PersistentVolumeClaim", names.namespace, f"{selector},{NOT_BACKUPS}"
         )
         return sorted([*secrets_, *claims])
 

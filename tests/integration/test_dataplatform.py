@@ -259,12 +259,16 @@ def test_deletion_honours_the_deletion_policy(
     policy: str,
     kept: bool,
 ) -> None:
-    create_custom_object(custom, namespace, body("gone", deletionPolicy=policy))
+    backups = {"schedule": "0 2 * * *", "retention": 2, "target": {"pvc": {"size": "10Gi"}}}
+    create_custom_object(custom, namespace, body("gone", deletionPolicy=policy, backup=backups))
     wait_phase(custom, namespace, "gone", "Ready")
-    claims = [
-        c.metadata.name for c in core.list_namespaced_persistent_volume_claim(namespace).items
-    ]
-    assert claims
+
+    def claims_made() -> list[str] | None:
+        listed = core.list_namespaced_persistent_volume_claim(namespace).items
+        names = [c.metadata.name for c in listed]
+        return names if "gone-backups" in names else None
+
+    claims = wait_until(claims_made, timeout=30, what="the platform's claims, backups' included")
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatforms", "gone")
 
@@ -296,7 +300,7 @@ def test_deletion_honours_the_deletion_policy(
         assert remaining_claims == set(claims)
         assert secrets == {"gone-clickhouse-credentials", "gone-postgres-credentials"}
     else:
-        assert remaining_claims == set()
+        assert remaining_claims == {"gone-backups"}, "backups are for when the platform is gone"
         assert secrets == set()
 
 
