@@ -576,9 +576,10 @@ def transition_events(old: DataPlatformStatus, new: DataPlatformStatus) -> list[
         if before.get(condition.type) == (condition.status, condition.reason):
             continue
         good = condition.status == "True"
-        # Replicas coming up while a platform is provisioned or rolled out is news, not a fault.
-        coming_up = condition.reason in (Reason.REPLICAS_NOT_READY, Reason.ROLLING_OUT)
-        quiet = coming_up and old.phase != Phase.READY
+        # Replicas coming up while a platform is provisioned is news, not a fault; so is a
+        # rollout (a new version, design or configuration), whatever the phase.
+        coming_up = condition.reason == Reason.REPLICAS_NOT_READY and old.phase != Phase.READY
+        quiet = coming_up or condition.reason == Reason.ROLLING_OUT
         kind = "Normal" if good or quiet else "Warning"
         events.append(Event(kind, condition.reason, condition.message))
     return events

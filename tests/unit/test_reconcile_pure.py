@@ -241,6 +241,13 @@ def test_a_fresh_platform_goes_provisioning_then_ready_then_degraded() -> None:
     ]
     assert transition_events(degraded, degraded) == [], "a resync posts nothing"
 
+    # A rollout of a Ready platform (a new version, say) is news, not a fault.
+    stale = [sts("clicks-clickhouse-0", 2, 2, generation=2, observed=1), *healthy[1:]]
+    rolling = next_status(p, planned, readiness(expected, stale), None, NAMES, now=T0)
+    assert [(e.type, e.reason) for e in transition_events(ready, rolling)] == [
+        ("Normal", "RollingOut")
+    ]
+
 
 def test_a_refused_first_plan_fails_the_platform() -> None:
     p = platform(budget={"monthlyUSD": 10})
