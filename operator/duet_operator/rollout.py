@@ -125,15 +125,15 @@ class Rollout:
 
 
 def shard_needs_roll(sts: Manifest) -> bool:
-    """Whether a shard's StatefulSet may have pods on an older template: cheap, from its status
-    alone, so that a platform at rest lists no pods."""
+    """Whether some pod of a shard's StatefulSet runs an older template: cheap, from its status
+    alone (the pods it made outnumber its updated ones), so that a platform at rest, or being
+    provisioned, lists no pods. A status older than the spec says nothing yet; the
+    controller's next status follows at once, and with it another pass."""
     status = sts.get("status") or {}
     generation = int(sts.get("metadata", {}).get("generation", 0))
-    replicas = int(sts.get("spec", {}).get("replicas", 1))
-    return (
-        int(status.get("observedGeneration", 0)) < generation
-        or int(status.get("updatedReplicas", 0)) < replicas
-    )
+    if int(status.get("observedGeneration", 0)) < generation:
+        return False
+    return int(status.get("replicas", 0)) > int(status.get("updatedReplicas", 0))
 
 
 def _ready(pod: Manifest) -> bool:
