@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from duet_operator.models import DataPlatform  # noqa: E402
 from duet_operator.render.config import RenderConfig  # noqa: E402
 from duet_operator.render.platform import build_platform  # noqa: E402
 from tests.support import testenv_module  # noqa: E402
-from tests.support.cluster import start_testenv, stop_testenv  # noqa: E402
+from tests.support.cluster import kubectl, start_testenv, stop_testenv  # noqa: E402
 from tests.support.operator import OperatorProcess  # noqa: E402
 
 ENV = "bench-reconcile"
@@ -46,17 +45,6 @@ def platform_doc(name: str, namespace: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"requirements": {"dataVolume": "50Gi", "concurrentQueries": 4}},
     }
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    kube = os.environ.get("DUET_KUBECTL", "kubectl")
-    return subprocess.run(
-        [kube, "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def wait_all(kubeconfig: Path, check: Any, timeout: float = 600) -> None:

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +45,7 @@ from duet_operator.models import GROUP, VERSION, DataPlatform  # noqa: E402
 from duet_operator.render.config import RenderConfig  # noqa: E402
 from duet_operator.render.platform import build_platform  # noqa: E402
 from tests.support import testenv_module  # noqa: E402
-from tests.support.cluster import start_testenv, stop_testenv  # noqa: E402
+from tests.support.cluster import kubectl, start_testenv, stop_testenv  # noqa: E402
 from tests.support.operator import OperatorProcess  # noqa: E402
 from tests.support.pod_events import pod_events  # noqa: E402
 
@@ -102,17 +101,6 @@ def platform_doc(layout: Layout, namespace: str, version: str) -> dict[str, Any]
             "rollout": {"maxUnavailable": layout.max_unavailable},
         },
     }
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    kube = os.environ.get("DUET_KUBECTL", "kubectl")
-    return subprocess.run(
-        [kube, "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:

@@ -27,6 +27,18 @@ def start_testenv(name: str) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """kubectl's output (`DUET_KUBECTL`, else the one on PATH); raises when it fails."""
+    kube = os.environ.get("DUET_KUBECTL", "kubectl")
+    return subprocess.run(
+        [kube, "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def stop_testenv(name: str) -> None:
     subprocess.run([str(TESTENV / "down"), name], check=False)
 
