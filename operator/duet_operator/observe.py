@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from duet_agents.planner.models import PlatformDesign
-from duet_operator.render.naming import Names
+from duet_operator.render import clickhouse
+from duet_operator.render.naming import PLATFORM_LABEL, Names
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,25 @@ def _components(names: Names, design: PlatformDesign) -> dict[str, tuple[str, in
     if design.postgres.enabled and design.postgres.instances:
         expected[names.postgres] = ("postgres", design.postgres.instances)
     return expected
+
+
+def clickhouse_shards(
+    names: Names, design: PlatformDesign, statefulsets: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The design's shard StatefulSets among `statefulsets`, by name."""
+    wanted = {names.shard(i) for i in range(design.clickhouse.shards)}
+    found = [s for s in statefulsets if s.get("metadata", {}).get("name") in wanted]
+    return sorted(found, key=lambda s: str(s["metadata"]["name"]))
+
+
+def clickhouse_pods(names: Names) -> str:
+    """The label selector of the platform's ClickHouse pods."""
+    return f"{PLATFORM_LABEL}={names.platform},app.kubernetes.io/name={clickhouse.APP}"
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def statefulset_progress(sts: dict[str, Any], wanted: int) -> tuple[int, bool]:

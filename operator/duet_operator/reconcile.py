@@ -181,7 +181,10 @@ class Reconciler:
         statefulsets = [o for (kind, _), o in current.items() if kind == "StatefulSet"]
         observed = self.observe_statefulsets(names, design, statefulsets)
         # ClickHouse pods on an older template restart host by host (rollout.py).
-        rolled = await rollout.roll(self.kube, names, design, statefulsets, platform)
+        rolled = await rollout.roll(
+            self.kube, names, design, statefulsets, platform,
+            probe_settings=self.schema.probes.settings,
+        )  # fmt: skip
         observed = rolled.readiness(observed)
         if not keeper.done and not observed.ready:
             observed = replace(observed, rolling=True, message=keeper.message())
@@ -235,7 +238,10 @@ class Reconciler:
         if observed.drifted:
             return await self.reconcile(platform)
         # A pod Ready, or gone, may let the next host of a rollout restart.
-        rolled = await rollout.roll(self.kube, names, design, statefulsets, platform)
+        rolled = await rollout.roll(
+            self.kube, names, design, statefulsets, platform,
+            probe_settings=self.schema.probes.settings,
+        )  # fmt: skip
         observed = rolled.readiness(observed)
         # A replica added after its claims were grown gets a claim of the template's size,
         # grown here once it is bound (its StatefulSet's status changes as it comes up).

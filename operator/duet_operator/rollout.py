@@ -19,7 +19,6 @@ hosts' own `system.replicas`. An operator restarted mid-rollout picks up where i
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -29,9 +28,9 @@ from duet_agents.healer.probes import ServerReading, probe_each
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.kube.client import Kube, KubeError, Manifest
 from duet_operator.models import DataPlatform
-from duet_operator.observe import Readiness
+from duet_operator.observe import Readiness, clickhouse_pods, clickhouse_shards, pod_ready
 from duet_operator.probes import DatabaseProbes, ProbeSettings, plan_targets
-from duet_operator.render.naming import PLATFORM_LABEL, Names
+from duet_operator.render.naming import Names
 
 REVISION_LABEL = "controller-revision-hash"
 RESTART_REASON = "RollingRestart"
@@ -136,11 +135,6 @@ def shard_needs_roll(sts: Manifest) -> bool:
     return int(status.get("replicas", 0)) > int(status.get("updatedReplicas", 0))
 
 
-def _ready(pod: Manifest) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def _ready_since(pod: Manifest) -> datetime | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready" and condition.get("lastTransitionTime"):
@@ -176,7 +170,7 @@ def shard_state(sts: Manifest, pods: Sequence[Manifest]) -> Shard:
                 name=pod_name,
                 ordinal=int(ordinal),
                 revision=(meta.get("labels") or {}).get(REVISION_LABEL),
-                ready=_ready(pod),
+                ready=pod_ready(pod),
                 deleting=meta.get("deletionTimestamp") is not None,
                 ready_since=_ready_since(pod),
             )
@@ -338,12 +332,6 @@ def lag_of(reading: ServerReading) -> Lag:
 # -- I/O ---------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _env_probe_settings() -> ProbeSettings:
-    # The healer's settings (DUET_PROBE_*), read once per process as the healer does.
-    return ProbeSettings()
-
-
 async def caught_up(
     kube: Kube,
     settings: ProbeSettings,
@@ -372,14 +360,6 @@ async def caught_up(
     return {r.pod: lag_of(r) for r in [*failed, *answered]}
 
 
-def clickhouse_shards(
-    names: Names, design: PlatformDesign, statefulsets: Sequence[Manifest]
-) -> list[Manifest]:
-    wanted = {names.shard(i) for i in range(design.clickhouse.shards)}
-    found = [s for s in statefulsets if s.get("metadata", {}).get("name") in wanted]
-    return sorted(found, key=lambda s: str(s["metadata"]["name"]))
-
-
 async def roll(
     kube: Kube,
     names: Names,
@@ -387,20 +367,19 @@ async def roll(
     statefulsets: Sequence[Manifest],
     platform: DataPlatform,
     *,
-    probe_settings: ProbeSettings | None = None,
+    probe_settings: ProbeSettings,
 ) -> Rollout:
     """One pass of the rollout over the platform's shard StatefulSets as just observed:
-    deletes the pods `decide` chooses. A platform at rest costs no request."""
+    deletes the pods `decide` chooses, reading restarted hosts with `probe_settings` (the
+    reconcile's, DUET_PROBE_*). A platform at rest costs no request."""
     shards_sts = clickhouse_shards(names, design, statefulsets)
     if not any(shard_needs_roll(s) for s in shards_sts):
         return Rollout()
-    selector = f"{PLATFORM_LABEL}={names.platform},app.kubernetes.io/name=clickhouse"
-    pods = await kube.list_objects("v1", "Pod", names.namespace, selector)
+    pods = await kube.list_objects("v1", "Pod", names.namespace, clickhouse_pods(names))
     shards = [shard_state(s, pods) for s in shards_sts]
-    settings = probe_settings or _env_probe_settings()
     lags = None
-    if settings.enabled:
-        lags = await caught_up(kube, settings, names, pods, needs_reading(shards))
+    if probe_settings.enabled:
+        lags = await caught_up(kube, probe_settings, names, pods, needs_reading(shards))
     decision = decide(shards, platform.spec.rollout.max_unavailable, lags, datetime.now(UTC))
     restarted, refused = await _delete(kube, names.namespace, decision.delete)
     summary = decision.summary

@@ -34,9 +34,9 @@ from duet_agents.planner.models import PlatformDesign
 from duet_agents.query.engines.errors import scrub
 from duet_agents.query.engines.urls import DatabaseURL
 from duet_operator.kube.client import Kube
+from duet_operator.observe import clickhouse_pods, clickhouse_shards, pod_ready
 from duet_operator.probes import DatabaseProbes
-from duet_operator.render import clickhouse
-from duet_operator.render.naming import PLATFORM_LABEL, Names
+from duet_operator.render.naming import Names
 from duet_operator.status import Reason
 
 Manifest = dict[str, Any]
@@ -64,12 +64,9 @@ class HostReading:
 
 def shard_signature(names: Names, design: PlatformDesign, statefulsets: Sequence[Manifest]) -> str:
     """What changes when a ClickHouse host is added, restarted or replaced."""
-    shards = {names.shard(i) for i in range(design.clickhouse.shards)}
     parts = []
-    for sts in sorted(statefulsets, key=lambda s: str(s["metadata"]["name"])):
+    for sts in clickhouse_shards(names, design, statefulsets):
         name = sts["metadata"]["name"]
-        if name not in shards:
-            continue
         status = sts.get("status") or {}
         parts.append(
             f"{name}:{sts.get('spec', {}).get('replicas')}:{status.get('readyReplicas')}"
@@ -187,9 +184,9 @@ class SchemaSync:
         return state
 
     async def ready_hosts(self, names: Names) -> list[str]:
-        selector = f"{PLATFORM_LABEL}={names.platform},app.kubernetes.io/name={clickhouse.APP}"
-        pods = await self.kube.list_objects("v1", "Pod", names.namespace, selector)
-        return sorted(p["metadata"]["name"] for p in pods if _ready(p))
+        pods = await self.kube.list_objects("v1", "Pod", names.namespace, clickhouse_pods(names))
+        serving = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
+        return sorted(p["metadata"]["name"] for p in serving if pod_ready(p))
 
     async def bring_in_step(self, names: Names, pods: Sequence[str]) -> SchemaState:
         try:
@@ -258,13 +255,6 @@ class SchemaSync:
         except (ClickHouseError, OSError, TimeoutError) as e:
             return HostReading(pod, error=_reason(e, url))
         return HostReading(pod, schema=schema)
-
-
-def _ready(pod: Manifest) -> bool:
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _reason(error: BaseException, url: DatabaseURL) -> str:

@@ -12,7 +12,7 @@ from duet_agents.healer.observations import ClickHouseReplica, Component
 from duet_agents.healer.probes import ServerReading
 from duet_agents.planner.models import PriceTable
 from duet_operator.models.dataplatform import RolloutSpec
-from duet_operator.observe import Readiness, readiness, statefulset_progress
+from duet_operator.observe import Readiness, clickhouse_shards, readiness, statefulset_progress
 from duet_operator.planning import spec_hash
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import Names
@@ -27,7 +27,6 @@ from duet_operator.rollout import (
     Rollout,
     Shard,
     allowed_unavailable,
-    clickhouse_shards,
     decide,
     lag_of,
     needs_reading,
