@@ -77,8 +77,8 @@ def remove_series(
     labelnames: tuple[str, ...],
     where: Callable[[Mapping[str, str]], bool],
 ) -> None:
-    """Remove the series whose labels `where` accepts: what is no longer so goes from
-    /metrics rather than staying at its last value."""
+    """Remove the series whose labels `where` accepts. It reads every series of the metric
+    (`collect()`), so it is for rare removals; refreshes go through `_replace_series`."""
     (family,) = metric.collect()
     # A counter reports _total and _created per series: one removal each.
     doomed = {tuple(s.labels[n] for n in labelnames) for s in family.samples if where(s.labels)}
@@ -86,30 +86,38 @@ def remove_series(
         metric.remove(*values)
 
 
+# The label values each owner (a platform) last set on a gauge. Its stale series are found
+# here rather than by `collect()`, which renders every platform's series and, run on every
+# status refresh, made those refreshes quadratic in the number of platforms.
+_SERIES: dict[tuple[Gauge, str], set[tuple[str, ...]]] = {}
+
+
+def _replace_series(gauge: Gauge, owner: str, values: Mapping[tuple[str, ...], float]) -> None:
+    """The owner's series of `gauge` become exactly `values`: what is no longer so goes from
+    /metrics rather than staying at its last value."""
+    key = (gauge, owner)
+    for stale in _SERIES.pop(key, set()) - values.keys():
+        gauge.remove(*stale)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    if values:
+        _SERIES[key] = set(values)
+
+
 def set_phase(namespace: str, name: str, phase: str | None) -> None:
     """One series per platform: the one for its current phase is 1, stale phases removed."""
-    remove_series(
-        PLATFORMS,
-        PHASE_LABELS,
-        lambda s: (s["namespace"], s["name"]) == (namespace, name) and s["phase"] != phase,
-    )
-    if phase:
-        PLATFORMS.labels(namespace, name, phase).set(1)
+    series: dict[tuple[str, ...], float] = {(namespace, name, phase): 1.0} if phase else {}
+    _replace_series(PLATFORMS, f"{namespace}/{name}", series)
 
 
 def set_replicas(namespace: str, name: str, replicas: Mapping[str, Replicas]) -> None:
     """Desired and ready replicas per component; components the design no longer has (a
     PostgreSQL turned off) are removed rather than left at their last value."""
-    remove_series(
-        REPLICAS,
-        REPLICA_LABELS,
-        lambda s: (
-            (s["namespace"], s["name"]) == (namespace, name) and s["component"] not in replicas
-        ),
-    )
+    series: dict[tuple[str, ...], float] = {}
     for component, count in replicas.items():
-        REPLICAS.labels(namespace, name, component, "desired").set(count.desired)
-        REPLICAS.labels(namespace, name, component, "ready").set(count.ready)
+        series[(namespace, name, component, "desired")] = count.desired
+        series[(namespace, name, component, "ready")] = count.ready
+    _replace_series(REPLICAS, f"{namespace}/{name}", series)
 
 
 def forget_platform(namespace: str, name: str) -> None:
@@ -148,13 +156,8 @@ MTTR = Histogram(
 def set_symptoms(platform: str, counts: dict[str, int]) -> None:
     """The platform's active symptoms by type; types no longer seen are removed, not left at
     their last value."""
-    remove_series(
-        SYMPTOMS_ACTIVE,
-        SYMPTOM_LABELS,
-        lambda s: s["platform"] == platform and s["symptom"] not in counts,
-    )
-    for symptom, count in counts.items():
-        SYMPTOMS_ACTIVE.labels(platform, symptom).set(count)
+    series: dict[tuple[str, ...], float] = {(platform, s): float(n) for s, n in counts.items()}
+    _replace_series(SYMPTOMS_ACTIVE, platform, series)
 
 
 # -- model calls (duet_operator.llm_metrics; the names are duet_agents.llm.metrics') -----------
