@@ -32,6 +32,15 @@ from pydantic import ValidationError
 
 from duet_agents.backup.layout import parse_stamp, stamp
 from duet_agents.backup.retention import BackupRecord, expired
+from duet_operator.job_pods import (
+    JOB_UID_LABEL,
+    any_step_started,
+    failure_detail,
+    job_condition,
+    newest,
+    statuses,
+    terminated,
+)
 from duet_operator.kube.client import ApiException, Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.backup import (
@@ -59,12 +68,8 @@ from duet_operator.settings import OperatorSettings
 
 log = logging.getLogger("duet.backups")
 KIND = "DataPlatformBackup"
-# Pods of a Job carry its uid (Kubernetes 1.27+); names can be reused, uids cannot.
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
 # A platform being made usually is within a minute; look again then.
 WAIT_SECONDS = 15
-# A failing step's last log lines (its termination message) quoted in status, at most.
-MAX_QUOTE = 600
 TERMINAL = (BackupPhase.COMPLETED, BackupPhase.FAILED)
 
 
@@ -109,30 +114,15 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    status = pod.get("status") or {}
-    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
-
-
-def _terminated(container: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (container.get("state") or {}).get("terminated") or {}
-
-
-def _newest(pods: Iterable[Mapping[str, Any]], phase: str) -> Mapping[str, Any] | None:
-    found = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
-    found.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
-    return found[-1] if found else None
-
-
 def step_reports(pods: Iterable[Mapping[str, Any]]) -> list[StepReport]:
     """The reports of the run's succeeded pod, in step order. A message that is not a report
     (an older image, a step that wrote nothing) is skipped: size is then only what was said."""
-    pod = _newest(pods, "Succeeded")
+    pod = newest(pods, "Succeeded")
     if pod is None:
         return []
     reports = []
-    for container in _statuses(pod):
-        message = _terminated(container).get("message")
+    for container in statuses(pod):
+        message = terminated(container).get("message")
         if not message:
             continue
         try:
@@ -187,43 +177,6 @@ def backup_size(reports: Iterable[StepReport]) -> int | None:
     return sum(sizes) if sizes else None
 
 
-def failure_detail(pods: Iterable[Mapping[str, Any]]) -> str:
-    """Which step of the last failed pod failed, and its last words (its log's tail, which the
-    kubelet puts in the termination message of a step that wrote none)."""
-    pod = _newest(pods, "Failed")
-    if pod is None:
-        return ""
-    for container in _statuses(pod):
-        terminated = _terminated(container)
-        if terminated and terminated.get("exitCode", 0) != 0:
-            detail = (
-                f"step {container.get('name')} exited with code {terminated.get('exitCode')}"
-                f" ({terminated.get('reason') or 'Error'})"
-            )
-            message = str(terminated.get("message") or "").strip()
-            if message:
-                detail += ": " + message[-MAX_QUOTE:]
-            return detail
-    return ""
-
-
-def _started(pods: Iterable[Mapping[str, Any]]) -> bool:
-    """Some step of some pod has started (an init container runs while the pod is Pending)."""
-    return any(
-        "running" in (c.get("state") or {}) or "terminated" in (c.get("state") or {})
-        for pod in pods
-        for c in _statuses(pod)
-    )
-
-
-def _job_condition(job: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == type_ and condition.get("status") == "True":
-            found: Mapping[str, Any] = condition
-            return found
-    return None
-
-
 # -- status ----------------------------------------------------------------------------------
 
 
@@ -246,7 +199,7 @@ def job_status(
     location = run_location(backup, target, reports)
     completed_at = None
     size = old.size_bytes
-    if (complete := _job_condition(job, "Complete")) is not None:
+    if (complete := job_condition(job, "Complete")) is not None:
         phase = BackupPhase.COMPLETED
         completed_at = (
             _timestamp(state.get("completionTime"))
@@ -257,13 +210,13 @@ def job_status(
         pieces = ", ".join(sorted({r.component for r in reports})) or "the platform"
         amount = f"{size} bytes" if size is not None else "size unknown"
         message = f"backed up {pieces} ({amount})" + (f" to {location}" if location else "")
-    elif (failed := _job_condition(job, "Failed")) is not None:
+    elif (failed := job_condition(job, "Failed")) is not None:
         phase = BackupPhase.FAILED
         completed_at = _timestamp(failed.get("lastTransitionTime")) or now
         why = failed.get("message") or failed.get("reason") or "the Job failed"
         detail = failure_detail(pods)
         message = f"the backup Job failed: {why}" + (f"; {detail}" if detail else "")
-    elif _started(pods):
+    elif any_step_started(pods):
         phase, message = BackupPhase.RUNNING, f"Job {job_of(job)} is running"
     else:
         phase, message = BackupPhase.PENDING, f"Job {job_of(job)} is waiting for its pod to start"

@@ -50,9 +50,11 @@ from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
 from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.render import backup, clickhouse, postgres
-from duet_operator.render.config import PlatformSecrets
+from duet_operator.render.backup import BackupConfig
+from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.platform import build_platform
+from duet_operator.restore import RestoreReader, RestoreReading, RestoreState, restore_step, wanted
 from duet_operator.schema_sync import SchemaState, SchemaSync
 from duet_operator.settings import OperatorSettings
 from duet_operator.status import (
@@ -129,6 +131,8 @@ class Reconciler:
         self.applied_stamps: dict[str, dict[tuple[str, str], str]] = {}
         probes = DatabaseProbes(kube, ProbeSettings(), settings.render_config().cluster_domain)
         self.schema = SchemaSync(kube, probes)
+        self.restorer = RestoreReader(kube)
+        self.backup_config = BackupConfig()
 
     def take_drift(self, key: str) -> list[DriftObservation]:
         return self.drift.pop(key, [])
@@ -148,21 +152,28 @@ class Reconciler:
         design = planned.design
         if design is None:
             return await self.report(platform, planned, None, None)
-        passwords, stored = await asyncio.gather(
-            self.load_credentials(names), self.stored_children(names)
+        passwords, stored, reading = await asyncio.gather(
+            self.load_credentials(names), self.stored_children(names), self.read_restore(platform)
         )
         keeper = keeper_step(
             design.clickhouse.keeper.replicas, stored.get(("StatefulSet", names.keeper))
         )
-        rendered = build_platform(
-            platform, design, self.render_config, passwords,
-            keeper_members=keeper.members, keeper_joining=keeper.joining,
-        )  # fmt: skip
         stored_statefulsets = [o for (kind, _), o in stored.items() if kind == "StatefulSet"]
+        # Before rendering: PostgreSQL's StatefulSet carries the restore step while it is due.
+        restore = self.restore_state(platform, design, stored_statefulsets, reading)
+        rendered = restored_render(
+            build_platform(
+                platform, design, self.render_config, passwords,
+                keeper_members=keeper.members, keeper_joining=keeper.joining,
+            ),
+            platform, design, self.render_config, restore,
+        )  # fmt: skip
         # Fields fixed at a StatefulSet's creation (claim templates) are sent as they are;
         # the stamp then matches what is stored, and an unchanged object is not sent at all.
         desired = [stamp(m) for m in keep_immutable_fields(rendered, stored_statefulsets)]
         stale = [m for m in desired if not unchanged(m, stored.get(_key(m)))]
+        # The restore step coming and going from PostgreSQL's StatefulSet is the operator's own.
+        own_change |= restore is not None or any(map(postgres.restoring, stored_statefulsets))
         if stale and not planned.changed and not own_change and self.provisioned(platform):
             self.note_drift(platform, stale, stored)
         applied, apply_error = await self.apply(stale)
@@ -173,6 +184,8 @@ class Reconciler:
         # which brings it back here on the retry.
         if apply_error is None and (planned.changed or not self.provisioned(platform)):
             apply_error = await self.grow_volumes(names, design)
+        if apply_error is None and restore is not None and restore.manifests:
+            apply_error = (await self.apply(restore.manifests))[1]
         # Server-side apply answers with the object as stored, status included: with what
         # was listed before, that is the observation, no second read needed.
         current = stored | {_key(m): m for m in applied}
@@ -188,8 +201,12 @@ class Reconciler:
         observed = rolled.readiness(observed)
         if not keeper.done and not observed.ready:
             observed = replace(observed, rolling=True, message=keeper.message())
-        schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
-        outcome = await self.report(platform, planned, observed, apply_error, schema=schema)
+        # Not while a restore makes the tables: a host between two would look lacking.
+        settled = observed.ready and (restore is None or restore.restored)
+        schema = await self.schema.check(names, design, statefulsets, ready=settled)
+        outcome = await self.report(
+            platform, planned, observed, apply_error, schema=schema, restore=restore
+        )
         if keeper.stepped and apply_error is None:
             outcome.events.append(Event("Normal", "KeeperMembership", keeper.message()))
         return rolled_outcome(outcome, rolled)
@@ -235,7 +252,13 @@ class Reconciler:
         names = self.names(platform)
         statefulsets = await self.statefulsets(names)
         observed = self.observe_statefulsets(names, design, statefulsets)
-        if observed.drifted:
+        restore = self.restore_state(
+            platform, design, statefulsets, await self.read_restore(platform)
+        )
+        # The restore Job to make, or the restore step to add or drop: a full reconcile.
+        if observed.drifted or (
+            restore is not None and (restore.manifests or restore.rerender(statefulsets))
+        ):
             return await self.reconcile(platform)
         # A pod Ready, or gone, may let the next host of a rollout restart.
         rolled = await rollout.roll(
@@ -247,12 +270,14 @@ class Reconciler:
         # grown here once it is bound (its StatefulSet's status changes as it comes up).
         if templates_behind(wanted_sizes(names, design), statefulsets):
             await self.grow_volumes(names, design)
-        schema = await self.schema.check(names, design, statefulsets, ready=observed.ready)
+        # Not while a restore makes the tables: a host between two would look lacking.
+        settled = observed.ready and (restore is None or restore.restored)
+        schema = await self.schema.check(names, design, statefulsets, ready=settled)
         planned = PlanOutcome(
             design, platform.status.plan_hash, True, Reason.DESIGNED, "", changed=False
         )
         outcome = await self.report(
-            platform, planned, observed, None, keep_planned=True, schema=schema
+            platform, planned, observed, None, keep_planned=True, schema=schema, restore=restore
         )
         return rolled_outcome(outcome, rolled)
 
@@ -406,6 +431,26 @@ class Reconciler:
             return None
         return (await self.apply(patches))[1]
 
+    async def read_restore(self, platform: DataPlatform) -> RestoreReading | None:
+        """What restore_step reads, while spec.restoreFrom is the platform's business."""
+        if not wanted(platform):
+            return None
+        return await self.restorer.read(platform, self.names(platform))
+
+    def restore_state(
+        self,
+        platform: DataPlatform,
+        design: PlatformDesign,
+        statefulsets: list[dict[str, Any]],
+        reading: RestoreReading | None,
+    ) -> RestoreState | None:
+        if reading is None:
+            return None
+        return restore_step(
+            platform, design, statefulsets, reading,
+            config=self.render_config, backup_config=self.backup_config,
+        )  # fmt: skip
+
     async def statefulsets(self, names: Names) -> list[dict[str, Any]]:
         return await self.kube.list_objects(
             "apps/v1", "StatefulSet", names.namespace, f"{PLATFORM_LABEL}={names.platform}"
@@ -427,11 +472,12 @@ class Reconciler:
         *,
         keep_planned: bool = False,
         schema: SchemaState | None = None,
+        restore: RestoreState | None = None,
     ) -> Outcome:
         old = platform.status
         status = next_status(platform, planned, observed, apply_error, self.names(platform),
                              now=datetime.now(UTC), keep_planned=keep_planned,
-                             schema=schema)  # fmt: skip
+                             schema=schema, restore=restore)  # fmt: skip
         changed = status.wire() != old.wire()
         if changed:
             await self.kube.patch_status(
@@ -447,7 +493,9 @@ class Reconciler:
             ready = MemoryOutcome(observed_at=now, time_to_ready_seconds=seconds)
             await self.memory.record_outcomes(platform, [ready])
         replicas = observed.replicas if observed is not None else None
-        recheck = schema is not None and schema.recheck
+        recheck = (schema is not None and schema.recheck) or (
+            restore is not None and restore.recheck
+        )
         return Outcome(status, transition_events(old, status), apply_error, replicas, recheck)
 
     # -- deletion ------------------------------------------------------------------------
@@ -477,9 +525,12 @@ def next_status(
     now: datetime,
     keep_planned: bool = False,
     schema: SchemaState | None = None,
+    restore: RestoreState | None = None,
 ) -> DataPlatformStatus:
     """The status this reconcile saw: a pure function, so each transition is unit-tested.
-    `schema` is the SchemaInSync check's finding, None when it had nothing new to say."""
+    `schema` is the SchemaInSync check's finding, None when it had nothing new to say;
+    `restore` the Restored condition's, None when there is no restore to look at (none asked
+    for, or done: Restored True is kept as it is)."""
     old = platform.status
     generation = platform.metadata.generation
     conditions = list(old.conditions)
@@ -508,14 +559,23 @@ def next_status(
             conditions, ConditionType.SCHEMA_IN_SYNC, schema.in_sync, schema.reason,
             schema.message, generation=generation, now=now,
         )  # fmt: skip
+    if restore is not None:
+        conditions = set_condition(
+            conditions, ConditionType.RESTORED, restore.restored, restore.reason,
+            restore.message, generation=generation, now=now,
+        )  # fmt: skip
     if observed is not None:
-        # Ready summarises: the design fully applied, every replica it wants Ready, and no
-        # host known to lack the cluster's tables.
+        # Ready summarises: the design fully applied, every replica it wants Ready, no host
+        # known to lack the cluster's tables, and the backup asked for restored.
         applied = is_true(conditions, ConditionType.PROVISIONED)
         lacking = is_false(conditions, ConditionType.SCHEMA_IN_SYNC)
-        ready = observed.ready and applied and not lacking
+        restoring = is_false(conditions, ConditionType.RESTORED)
+        ready = observed.ready and applied and not lacking and not restoring
         if not applied:
             reason, message = Reason.APPLY_FAILED, "the design is not fully applied (Provisioned)"
+        elif restoring:
+            reason = Reason.NOT_RESTORED
+            message = "waiting for the backup to be restored (Restored)"
         elif observed.ready and lacking:
             reason = Reason.SCHEMA_NOT_IN_STEP
             message = "a ClickHouse host lacks the cluster's tables (SchemaInSync)"
@@ -558,6 +618,23 @@ def rolled_outcome(outcome: Outcome, rolled: rollout.Rollout) -> Outcome:
     return outcome
 
 
+def restored_render(
+    rendered: list[dict[str, Any]],
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    restore: RestoreState | None,
+) -> list[dict[str, Any]]:
+    """The platform's objects as the restore wants them: PostgreSQL restoring instance 0 first
+    while that is due, and no StatefulSet at all while the backup cannot be read (databases
+    started empty could not be restored into)."""
+    if restore is None:
+        return rendered
+    if restore.withhold:
+        return [m for m in rendered if m["kind"] != "StatefulSet"]
+    return postgres.with_restore(rendered, platform, design, config, restore.postgres)
+
+
 def endpoints(names: Names, design: PlatformDesign) -> Endpoints:
     ch = names.service_host(names.clickhouse)
     with_postgres = design.postgres.enabled and design.postgres.instances > 0
@@ -585,7 +662,11 @@ def transition_events(old: DataPlatformStatus, new: DataPlatformStatus) -> list[
         # Replicas coming up while a platform is provisioned is news, not a fault; so is a
         # rollout (a new version, design or configuration), whatever the phase.
         coming_up = condition.reason == Reason.REPLICAS_NOT_READY and old.phase != Phase.READY
-        quiet = coming_up or condition.reason == Reason.ROLLING_OUT
+        quiet = coming_up or condition.reason in (
+            Reason.ROLLING_OUT,
+            Reason.RESTORING,
+            Reason.NOT_RESTORED,
+        )
         kind = "Normal" if good or quiet else "Warning"
         events.append(Event(kind, condition.reason, condition.message))
     return events

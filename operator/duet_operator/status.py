@@ -23,6 +23,7 @@ class ConditionType(enum.StrEnum):
     READY = "Ready"
     HEALING = "Healing"  # written by the healer: a remediation is being carried out
     SCHEMA_IN_SYNC = "SchemaInSync"  # every ClickHouse host has the cluster's tables
+    RESTORED = "Restored"  # spec.restoreFrom's backup is in the new platform's databases
 
 
 class Reason(enum.StrEnum):
@@ -47,6 +48,12 @@ class Reason(enum.StrEnum):
     SCHEMA_REPLAYED = "Replayed"  # hosts lacked tables and were given them
     SCHEMA_NOT_IN_STEP = "NotInStep"
     SCHEMA_UNREADABLE = "SchemaUnreadable"
+    RESTORING = "Restoring"
+    RESTORE_FAILED = "RestoreFailed"
+    RESTORE_DONE = "Restored"
+    BACKUP_NOT_FOUND = "BackupNotFound"
+    BACKUP_NOT_COMPLETED = "BackupNotCompleted"
+    NOT_RESTORED = "NotRestored"  # Ready's, while Restored is False
 
 
 def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:

@@ -7,6 +7,8 @@ what spec.backup needs beside the platform's reconcile.
   recorded as a DataPlatformBackup (adopted). A completed scheduled run applies retention.
 - A platform's spec.backup changed (or the operator started): the claim of a target given by
   size is made, and the CronJob deleted when spec.backup is gone.
+- A platform's restore Job (spec.restoreFrom) changed: the platform's condition Restored
+  follows (restore.py), as its readiness follows its StatefulSets.
 Everything else lives in backups.py.
 """
 
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 
 from duet_operator import metrics
 from duet_operator.backups import KIND, BackupOutcome, BackupReason, BackupRunner, is_scheduled
-from duet_operator.handlers.dataplatform import lock
+from duet_operator.handlers.dataplatform import lock, refresh_platform_of
 from duet_operator.handlers.events import post_events
 from duet_operator.manifests import field_errors
 from duet_operator.models import API_VERSION, GROUP, VERSION, DataPlatform, DataPlatformBackup
@@ -29,6 +31,7 @@ from duet_operator.models.backup import BackupPhase
 from duet_operator.reconcile import Event
 from duet_operator.render.backup import APP, BACKUP_LABEL, SCHEDULED
 from duet_operator.render.naming import PLATFORM_LABEL
+from duet_operator.render.restore import RESTORE
 
 log = logging.getLogger("duet.backups")
 PLURAL = "dataplatformbackups"
@@ -89,12 +92,16 @@ async def reconcile_backup(name: str, namespace: str | None, memo: Any, **_: Any
 async def job_changed(
     type: str | None, name: str, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
 ) -> None:
-    """A Job of a backup changed: its record follows. A CronJob's new Job is recorded first."""
+    """A Job of a backup changed: its record follows. A CronJob's new Job is recorded first.
+    A platform's restore Job: the platform's status follows."""
     if not namespace:
         return
     record = labels.get(BACKUP_LABEL)
     if record is None:
         platform = labels.get(PLATFORM_LABEL)
+        if labels.get(COMPONENT_LABEL) == RESTORE and platform:
+            await refresh_platform_of(labels=labels, namespace=namespace, memo=memo)
+            return
         if type == "DELETED" or labels.get(COMPONENT_LABEL) != SCHEDULED or not platform:
             return
         runner: BackupRunner = memo.backups

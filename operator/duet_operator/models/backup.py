@@ -99,10 +99,22 @@ class BackupSpec(CamelModel):
     target: BackupTarget
 
 
-class RestoreFrom(CamelModel):
-    """Create the platform's databases from a backup instead of empty."""
+RESTORE_FROM_FIXED = (
+    "restoreFrom cannot change after creation: the platform's databases were made from it;"
+    " create a new platform to restore another backup"
+)
 
-    backup: ObjectName = Field(description="A DataPlatformBackup in the same namespace.")
+
+class RestoreFrom(CamelModel):
+    """Create the platform's databases from a backup instead of empty. Read while the
+    platform is made; once its condition Restored is True, ignored."""
+
+    model_config = validated_by(cel("self == oldSelf", RESTORE_FROM_FIXED))
+
+    backup: ObjectName = Field(
+        description="A Completed DataPlatformBackup in the same namespace, written to the"
+        " target this platform's spec.backup.target names (its servers read it from there)."
+    )
 
 
 # -- DataPlatformBackup --------------------------------------------------------------------

@@ -17,7 +17,7 @@ from duet_agents.planner.models import (
     Requirements,
 )
 from duet_agents.schema import CamelModel
-from duet_operator.models.backup import BackupSpec, RestoreFrom
+from duet_operator.models.backup import RESTORE_FROM_FIXED, BackupSpec, RestoreFrom
 from duet_operator.models.common import (
     API_VERSION,
     Condition,
@@ -164,6 +164,8 @@ class DataPlatformSpec(CamelModel):
             " spec.clickhouse.keeper.replicas or leave it unset",
             ".clickhouse.keeper.replicas",
         ),
+        # A rule on restoreFrom itself holds only while both versions have one.
+        cel("has(self.restoreFrom) == has(oldSelf.restoreFrom)", RESTORE_FROM_FIXED),
     )
 
     description: str | None = Field(
@@ -194,8 +196,8 @@ class DataPlatformSpec(CamelModel):
     )
     restore_from: RestoreFrom | None = Field(
         default=None,
-        description="Start from a backup's data, when the platform is created. Validated and"
-        " stored; this operator version does not restore yet (docs/backup.md).",
+        description="Start from a backup's data, when the platform is created: set at"
+        " creation only; the condition Restored follows it (docs/backup.md).",
     )
 
     def plan_request(self) -> PlanRequest:

@@ -12,9 +12,16 @@ that, set aside and cloned anew. No data directory is ever deleted.
 
 from __future__ import annotations
 
+import copy
+import posixpath
+import shlex
+from dataclasses import dataclass
+
+from duet_agents.backup.postgres import BASE_ARCHIVE, WAL_ARCHIVE, restore_script
 from duet_agents.planner.models import PlatformDesign
 from duet_agents.units import parse_quantity
 from duet_operator.models import DataPlatform
+from duet_operator.models.backup import S3Target
 from duet_operator.render import objects as o
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import Names, claim_labels, labels, selector
@@ -288,3 +295,204 @@ def credentials_secret(
             REPLICATION_PASSWORD_KEY: replication,
         },
     )
+
+
+# -- restore at provisioning (spec.restoreFrom) ------------------------------------------------
+
+RESTORE_STEP = "restore"
+DOWNLOAD_STEP = "restore-download"
+RESTORE_MOUNT = "/backups"
+# S3: the archives are fetched onto the data volume (sized for the data, unlike scratch space),
+# beside PGDATA, and removed once unpacked.
+DOWNLOAD_DIR = f"{DATA_DIR}/duet-restore"
+# Beside PGDATA: says the data directory was restored, and from where.
+RESTORED_MARKER = f"{DATA_DIR}/duet-restored"
+_ROLES = (
+    (SUPERUSER, "POSTGRES_PASSWORD"),
+    (READONLY_USER, "POSTGRES_READONLY_PASSWORD"),
+    (REPLICATION_USER, "POSTGRES_REPLICATION_PASSWORD"),
+)
+
+
+@dataclass(frozen=True)
+class PostgresRestore:
+    """Where instance 0 of a new platform finds the base backup it starts from: a directory
+    of the claim `claim`, or the key prefix `directory` (bucket included) of `s3`."""
+
+    location: str  # the backup's status.location, recorded beside the restored data
+    directory: str
+    claim: str | None = None
+    s3: S3Target | None = None
+    downloader_image: str = ""
+
+
+def restore_init_script(backup_dir: str, pgdata: str = PGDATA, *, cleanup: bool = False) -> str:
+    """Instance 0's first step while the platform is restored: unpack the backup into the
+    empty data directory (`restore_script`, which refuses a non-empty one), give the restored
+    roles this platform's passwords (the backup holds the old platform's), and leave a marker.
+    A restarted pod finds the marker and starts on what it restored; the standbys clone
+    instance 0 as always. The passwords come from the environment and reach the server on
+    stdin, in single-user mode (which also replays the backup's WAL): never on a command line.
+    """
+    data = shlex.quote(pgdata)
+    data_dir = posixpath.dirname(pgdata)
+    marker = shlex.quote(posixpath.join(data_dir, posixpath.basename(RESTORED_MARKER)))
+    source = shlex.quote(backup_dir)
+    archives = " ".join((BASE_ARCHIVE, WAL_ARCHIVE))
+    lines = [
+        "set -eu",
+        '[ "${HOSTNAME##*-}" = 0 ] || exit 0',
+        f"if [ -f {marker} ]; then",
+        f'  echo "restored before, from $(cat {marker}): starting on it"',
+        "  exit 0",
+        "fi",
+        f'if [ -n "$(ls -A {data} 2>/dev/null)" ]; then',
+        f'  echo "{pgdata} holds data Duet did not restore: not restoring over it" >&2',
+        "  exit 1",
+        "fi",
+        f"for archive in {archives}; do",
+        f'  [ -s {source}/"$archive" ] || {{ echo "no $archive in {backup_dir}" >&2; exit 1; }}',
+        "done",
+        f"( {restore_script(backup_dir, pgdata).strip()}",
+        ")",
+        "quoted() { printf '%s' \"$1\" | sed \"s/'/''/g\"; }",
+        "{",
+        *(
+            f'  printf "ALTER ROLE {role} PASSWORD \'%s\';\\n" "$(quoted "${env}")"'
+            for role, env in _ROLES
+        ),
+        f"}} | postgres --single -D {data} -c password_encryption=scram-sha-256"
+        " postgres >/dev/null",
+        *([f"rm -rf {source}"] if cleanup else []),
+        f"printf '%s\\n' \"$RESTORE_LOCATION\" > {marker}",
+        'echo "restored from $RESTORE_LOCATION"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _download_script() -> str:
+    archives = " ".join((BASE_ARCHIVE, WAL_ARCHIVE))
+    return "\n".join(
+        [
+            "set -eu",
+            '[ "${HOSTNAME##*-}" = 0 ] || exit 0',
+            # Restored before, or not empty: the restore step says which, and what then.
+            f'if [ -f {RESTORED_MARKER} ] || [ -n "$(ls -A {PGDATA} 2>/dev/null)" ]; then',
+            "  exit 0",
+            "fi",
+            f"mkdir -p {DOWNLOAD_DIR}",
+            f"for archive in {archives}; do",
+            f'  aws s3 cp --only-show-errors "s3://$SOURCE/$archive" "{DOWNLOAD_DIR}/$archive"',
+            "done",
+            "",
+        ]
+    )
+
+
+def restore_steps(
+    platform: DataPlatform, design: PlatformDesign, config: RenderConfig, restore: PostgresRestore
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The init containers that restore instance 0, and the volumes they need beyond the
+    StatefulSet's own."""
+    names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
+    credentials = names.postgres_credentials
+    step = {
+        "resources": o.container_resources(design.postgres.resources),
+        "securityContext": o.CONTAINER_SECURITY,
+        # A failed step leaves its log's tail as its termination message: status quotes it.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    data: dict[str, object] = {"name": "data", "mountPath": DATA_DIR}
+    mounts: list[dict[str, object]] = [data]
+    steps: list[dict[str, object]] = []
+    volumes: list[dict[str, object]] = []
+    if restore.s3 is not None:
+        ref = restore.s3.secret_ref
+        steps.append(
+            step
+            | {
+                "name": DOWNLOAD_STEP,
+                "image": restore.downloader_image,
+                "command": ["/bin/sh", "-c", _download_script()],
+                "env": [
+                    {"name": "SOURCE", "value": restore.directory},
+                    {"name": "AWS_ENDPOINT_URL", "value": restore.s3.endpoint},
+                    {"name": "AWS_DEFAULT_REGION", "value": restore.s3.region},
+                    # The CLI keeps a cache under HOME; the image's is root's.
+                    {"name": "HOME", "value": DOWNLOAD_DIR},
+                    o.secret_env("AWS_ACCESS_KEY_ID", ref.name, ref.access_key_id_key),
+                    o.secret_env("AWS_SECRET_ACCESS_KEY", ref.name, ref.secret_access_key_key),
+                ],
+                "volumeMounts": [data],
+            }
+        )
+        backup_dir = DOWNLOAD_DIR
+    else:
+        assert restore.claim is not None
+        backup_dir = posixpath.join(RESTORE_MOUNT, restore.directory)
+        mounts.append({"name": "restore-source", "mountPath": RESTORE_MOUNT, "readOnly": True})
+        volumes.append(
+            {
+                "name": "restore-source",
+                "persistentVolumeClaim": {"claimName": restore.claim, "readOnly": True},
+            }
+        )
+    steps.append(
+        step
+        | {
+            "name": RESTORE_STEP,
+            "image": f"{config.postgres_image}:{design.postgres.version}",
+            "command": [
+                "/bin/sh",
+                "-c",
+                restore_init_script(backup_dir, cleanup=restore.s3 is not None),
+            ],
+            "env": [
+                {"name": "PGDATA", "value": PGDATA},
+                {"name": "RESTORE_LOCATION", "value": restore.location},
+                *(o.secret_env(env, credentials, key) for env, key in _PASSWORD_KEYS),
+            ],
+            "volumeMounts": mounts,
+        }
+    )
+    return steps, volumes
+
+
+_PASSWORD_KEYS = (
+    ("POSTGRES_PASSWORD", SUPERUSER_PASSWORD_KEY),
+    ("POSTGRES_READONLY_PASSWORD", READONLY_PASSWORD_KEY),
+    ("POSTGRES_REPLICATION_PASSWORD", REPLICATION_PASSWORD_KEY),
+)
+
+
+def with_restore(
+    manifests: list[o.Manifest],
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    restore: PostgresRestore | None,
+) -> list[o.Manifest]:
+    """`manifests` with PostgreSQL's StatefulSet restoring instance 0 from `restore` first;
+    unchanged (the same objects) when there is nothing to restore."""
+    if restore is None:
+        return manifests
+    steps, volumes = restore_steps(platform, design, config, restore)
+    result = []
+    for manifest in manifests:
+        labels_ = manifest["metadata"].get("labels") or {}
+        if manifest["kind"] != "StatefulSet" or labels_.get("app.kubernetes.io/name") != APP:
+            result.append(manifest)
+            continue
+        restored = copy.deepcopy(manifest)
+        pod = restored["spec"]["template"]["spec"]
+        pod["initContainers"] = steps
+        pod["volumes"] = [*pod["volumes"], *volumes]
+        result.append(restored)
+    return result
+
+
+def restoring(statefulset: o.Manifest) -> bool:
+    """The StatefulSet's pods restore instance 0 first (`with_restore`)."""
+    pod = ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any(c.get("name") == RESTORE_STEP for c in pod.get("initContainers") or [])
