@@ -27,7 +27,7 @@ from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials, metrics, rollout
 from duet_operator.drift import STAMP, drift_of, stamp, unchanged
-from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.kube.client import ApiException, Kube, KubeError, decoded
 from duet_operator.llm_metrics import Instrumented
 from duet_operator.membership import keeper_step
 from duet_operator.models import API_VERSION, DataPlatform
@@ -152,9 +152,10 @@ class Reconciler:
         design = planned.design
         if design is None:
             return await self.report(platform, planned, None, None)
-        passwords, stored, reading = await asyncio.gather(
-            self.load_credentials(names), self.stored_children(names), self.read_restore(platform)
+        stored, reading = await asyncio.gather(
+            self.stored_children(names), self.read_restore(platform)
         )
+        passwords = await self.load_credentials(names, stored)
         keeper = keeper_step(
             design.clickhouse.keeper.replicas, stored.get(("StatefulSet", names.keeper))
         )
@@ -176,14 +177,17 @@ class Reconciler:
         own_change |= restore is not None or any(map(postgres.restoring, stored_statefulsets))
         if stale and not planned.changed and not own_change and self.provisioned(platform):
             self.note_drift(platform, stale, stored)
-        applied, apply_error = await self.apply(stale)
+        # Claims only change size with the design, and grow beside the apply: they are the
+        # StatefulSets' claims, not their templates. A failed growth leaves Provisioned
+        # False, which brings it back here on the retry.
+        growing = planned.changed or not self.provisioned(platform)
+        (applied, apply_error), growth_error = await asyncio.gather(
+            self.apply(stale), self.grow_volumes(names, design) if growing else _no_error()
+        )
+        apply_error = apply_error or growth_error
         stamps = self.applied_stamps.setdefault(platform_key(platform), {})
         for manifest in applied:
             stamps[_key(manifest)] = manifest["metadata"].get("annotations", {}).get(STAMP, "")
-        # Claims only change size with the design; a failed growth leaves Provisioned False,
-        # which brings it back here on the retry.
-        if apply_error is None and (planned.changed or not self.provisioned(platform)):
-            apply_error = await self.grow_volumes(names, design)
         if apply_error is None and restore is not None and restore.manifests:
             apply_error = (await self.apply(restore.manifests))[1]
         # Server-side apply answers with the object as stored, status included: with what
@@ -383,11 +387,23 @@ class Reconciler:
         )
         return Instrumented(model, agent, self.settings.token_prices())
 
-    async def load_credentials(self, names: Names) -> PlatformSecrets:
-        """The platform's passwords: read back from its Secrets, generated only where missing."""
+    async def load_credentials(
+        self, names: Names, stored: Mapping[tuple[str, str], dict[str, Any]]
+    ) -> PlatformSecrets:
+        """The platform's passwords: read back from its Secrets, generated only where missing.
+
+        From the Secrets just listed; a Secret the list lacks (a new platform's, or one whose
+        labels were edited away) is read by name before anything is generated, so that a
+        lost label can never replace passwords the databases still use."""
+
+        async def data(name: str) -> dict[str, str] | None:
+            listed = stored.get(("Secret", name))
+            if listed is None:
+                return await self.kube.secret_data(name, names.namespace)
+            return decoded(listed)
+
         ch, pg = await asyncio.gather(
-            self.kube.secret_data(names.clickhouse_credentials, names.namespace),
-            self.kube.secret_data(names.postgres_credentials, names.namespace),
+            data(names.clickhouse_credentials), data(names.postgres_credentials)
         )
         return credentials.fill(ch, pg)
 
@@ -616,6 +632,10 @@ def rolled_outcome(outcome: Outcome, rolled: rollout.Rollout) -> Outcome:
     outcome.events += [Event(*event) for event in rolled.events()]
     outcome.recheck |= rolled.recheck
     return outcome
+
+
+async def _no_error() -> str | None:
+    return None
 
 
 def restored_render(
