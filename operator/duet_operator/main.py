@@ -18,9 +18,23 @@ from duet_operator.models import GROUP
 from duet_operator.platform_memory import PlatformMemory
 from duet_operator.query_agents import QueryAgentReconciler
 from duet_operator.reconcile import Reconciler
+from duet_operator.render.naming import MANAGED_BY_DUET
 from duet_operator.settings import OperatorSettings
 
 log = logging.getLogger("duet.operator")
+
+
+# The kinds of object Duet makes that its handlers watch (handlers/*.py register them).
+CHILD_RESOURCES = (
+    ("", "v1", "pods"),
+    ("", "v1", "services"),
+    ("", "v1", "configmaps"),
+    ("", "v1", "secrets"),
+    ("apps", "v1", "statefulsets"),
+    ("apps", "v1", "deployments"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("batch", "v1", "jobs"),
+)
 
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
@@ -34,6 +48,15 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Events are ours, one per condition transition; kopf posts none for log lines.
     settings.posting.loggers = False
     settings.posting.level = logging.INFO
+    # Only Duet's own children are sent to it: without a selector on the server, every pod,
+    # Secret and ConfigMap of the watched namespaces would be sent, parsed and queued, for
+    # the handlers' label filters to drop on this side.
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = MANAGED_BY_DUET
+    # A worker of an object (and the last event it holds, a whole object) ends 1 s after its
+    # last event rather than 5: in a burst of hundreds of platforms that was most of the
+    # operator's peak memory, and a new worker costs a task.
+    settings.queueing.idle_timeout = 1.0
     # Watches end and restart within a few minutes, so a stuck connection heals itself.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -94,6 +94,12 @@ class Names:
         return f"{service}.{self.namespace}.svc.{self.cluster_domain}"
 
 
+MANAGED_BY, MANAGER = "app.kubernetes.io/managed-by", "duet"
+# What the operator's watches of its children select on the server: every object Duet makes
+# (platforms', agents', backups') carries it, and its pod templates too.
+MANAGED_BY_DUET = f"{MANAGED_BY}={MANAGER}"
+
+
 def labels(platform: str, name: str, component: str, version: str | None = None) -> dict[str, str]:
     """The labels of every object: the recommended app.kubernetes.io set plus our platform label."""
     result = {
@@ -101,7 +107,7 @@ def labels(platform: str, name: str, component: str, version: str | None = None)
         "app.kubernetes.io/instance": platform,
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": "duet",
-        "app.kubernetes.io/managed-by": "duet",
+        MANAGED_BY: MANAGER,
         PLATFORM_LABEL: platform,
     }
     if version:

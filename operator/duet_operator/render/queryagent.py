@@ -17,7 +17,7 @@ from duet_operator.models.queryagent import Backend, QueryAgent
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render import objects as o
 from duet_operator.render.config import RenderConfig
-from duet_operator.render.naming import Names
+from duet_operator.render.naming import MANAGED_BY, MANAGER, Names
 
 AGENT_LABEL = f"{GROUP}/query-agent"
 APP = "duet-query"
@@ -41,7 +41,7 @@ def labels(agent: QueryAgent) -> dict[str, str]:
         "app.kubernetes.io/instance": agent.metadata.name,
         "app.kubernetes.io/component": "query",
         "app.kubernetes.io/part-of": "duet",
-        "app.kubernetes.io/managed-by": "duet",
+        MANAGED_BY: MANAGER,
         AGENT_LABEL: agent.metadata.name,
     }
 
