@@ -190,3 +190,10 @@ BACKUP_DURATION = Histogram(
     buckets=(10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
     registry=REGISTRY,
 )
+BACKUP_CLEANUPS_TOTAL = Counter(
+    "duet_backup_cleanups_total",
+    "Expired scheduled backup runs whose data retention went to delete, by namespace,"
+    " platform and outcome (deleted, failed, refused).",
+    BACKUP_LABELS,
+    registry=REGISTRY,
+)

@@ -1,7 +1,8 @@
 """Backups run by the real operator on the local control plane: a DataPlatformBackup's Job is
 made, admitted and run by a kwok node, and its status follows it to Completed or Failed;
 spec.backup makes the CronJob and the claim, a run of the CronJob is recorded as a
-DataPlatformBackup, retention deletes the oldest, and removing spec.backup removes the CronJob.
+DataPlatformBackup, retention deletes the oldest (its data first, by a cleanup Job; a failed
+cleanup keeps the record), and removing spec.backup removes the CronJob.
 
 kwok runs a Job's pod as far as the API is concerned (its stock `pod-complete` stage marks a
 Running pod of a Job Succeeded), but it cannot write a container's termination message, which
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from duet_agents.backup.layout import stamp
 from duet_operator.models import GROUP, VERSION
@@ -245,6 +247,39 @@ def test_a_failing_backup_is_failed_with_the_step_and_its_words(
     assert ("Warning", "BackupFailed") in events_of(core, namespace, "DataPlatformBackup", "doomed")
 
 
+def run_scheduled(
+    core: Any, batch: Any, namespace: str, cronjob: Any, name: str, moment: str
+) -> None:
+    """A run of the CronJob, as `kubectl create job --from=cronjob/...` makes one, played to
+    completion: each step reports the directory `moment` names on the claim."""
+    platform = cronjob.metadata.labels["duet.aidatalabs.ai/platform"]
+    template = cronjob.spec.job_template
+    job = client.V1Job(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            labels=template.metadata.labels,
+            owner_references=[
+                client.V1OwnerReference(
+                    api_version="batch/v1", kind="CronJob", name=cronjob.metadata.name,
+                    uid=cronjob.metadata.uid, controller=True,
+                )
+            ],
+        ),
+        spec=template.spec,
+    )  # fmt: skip
+    made = batch.create_namespaced_job(namespace, job)
+    where = f"/backups/{platform}/{moment}"
+    endings = {
+        "clickhouse": (0, report("clickhouse", f"{where}/clickhouse", 300)),
+        "postgres": (0, report("postgres", f"{where}/postgres", 200)),
+    }
+    wait_until(
+        play_kubelet(core, batch, namespace, made, endings),
+        timeout=RUN,
+        what=f"{name} to end",
+    )
+
+
 def test_scheduled_backups_are_recorded_kept_by_retention_and_removed_with_spec_backup(
     duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
 ) -> None:
@@ -264,31 +299,7 @@ def test_scheduled_backups_are_recorded_kept_by_retention_and_removed_with_spec_
     assert not claim.metadata.owner_references
 
     def run_now(name: str, moment: str) -> None:
-        """A run of the CronJob, as `kubectl create job --from=cronjob/web-backup` makes one."""
-        template = cronjob.spec.job_template
-        job = client.V1Job(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                labels=template.metadata.labels,
-                owner_references=[
-                    client.V1OwnerReference(
-                        api_version="batch/v1", kind="CronJob", name=cronjob.metadata.name,
-                        uid=cronjob.metadata.uid, controller=True,
-                    )
-                ],
-            ),
-            spec=template.spec,
-        )  # fmt: skip
-        made = batch.create_namespaced_job(namespace, job)
-        endings = {
-            "clickhouse": (0, report("clickhouse", f"/backups/web/{moment}/clickhouse", 300)),
-            "postgres": (0, report("postgres", f"/backups/web/{moment}/postgres", 200)),
-        }
-        wait_until(
-            play_kubelet(core, batch, namespace, made, endings),
-            timeout=RUN,
-            what=f"{name} to end",
-        )
+        run_scheduled(core, batch, namespace, cronjob, name, moment)
 
     run_now("web-backup-1001", "20250301T013000Z")
     first = wait_backup(custom, namespace, "web-backup-1001", "Completed")
@@ -300,7 +311,8 @@ def test_scheduled_backups_are_recorded_kept_by_retention_and_removed_with_spec_
 
     run_now("web-backup-1002", "20250302T013000Z")
     wait_backup(custom, namespace, "web-backup-1002", "Completed")
-    # retention: 1, so the older completed run goes, and is not recorded again.
+    # retention: 1, so the older completed run goes (once kwok has run its cleanup Job), and
+    # is not recorded again.
     wait_until(
         lambda: get(custom, namespace, "dataplatformbackups", "web-backup-1001") is None,
         timeout=RUN,
@@ -322,3 +334,140 @@ def test_scheduled_backups_are_recorded_kept_by_retention_and_removed_with_spec_
     assert core.read_namespaced_persistent_volume_claim("web-backups", namespace)
     assert get(custom, namespace, "dataplatformbackups", "web-backup-1001") is None
     assert get(custom, namespace, "dataplatformbackups", "web-backup-1002") is not None
+
+
+# -- retention deletes data before records ---------------------------------------------------
+
+CLEANUP_SELECTOR = "app.kubernetes.io/component=backup-cleanup"
+MOMENTS = ("20250301T013000Z", "20250302T013000Z", "20250303T013000Z", "20250304T013000Z")
+
+
+def scheduled_platform(custom: Any, batch: Any, namespace: str, name: str) -> Any:
+    """A Ready platform that keeps 2 scheduled backups on a claim; its CronJob."""
+    spec = {"schedule": "30 1 * * *", "retention": 2, "target": {"pvc": {"size": "10Gi"}}}
+    create_custom_object(custom, namespace, dp(name, backup=spec))
+    wait_ready(custom, namespace, name)
+    return wait_until(
+        lambda: next(iter(batch.list_namespaced_cron_job(namespace).items), None),
+        timeout=RUN,
+        what="the backup CronJob",
+    )
+
+
+def sample(exposition: str, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
+
+
+def cleanup_jobs(batch: Any, namespace: str) -> list[Any]:
+    return list(batch.list_namespaced_job(namespace, label_selector=CLEANUP_SELECTOR).items)
+
+
+def wait_cleanup(batch: Any, namespace: str, seen: set[str]) -> Any:
+    """The next cleanup Job, one not in `seen`."""
+
+    def new() -> Any:
+        return next(
+            (j for j in cleanup_jobs(batch, namespace) if j.metadata.name not in seen), None
+        )
+
+    return wait_until(new, timeout=RUN, what="a cleanup Job")
+
+
+def platform_events(core: Any, namespace: str, name: str) -> list[Any]:
+    found = core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.kind=DataPlatform,involvedObject.name={name}"
+    )
+    return list(found.items)
+
+
+def test_retention_deletes_the_oldest_runs_data_then_its_record(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    cronjob = scheduled_platform(custom, batch, namespace, "logs")
+    for number, moment in enumerate(MOMENTS[:3], start=1):
+        run_scheduled(core, batch, namespace, cronjob, f"logs-backup-{number}", moment)
+        wait_backup(custom, namespace, f"logs-backup-{number}", "Completed")
+
+    job = wait_cleanup(batch, namespace, set())
+    assert job.metadata.name.startswith("logs-backup-cleanup-")
+    assert job.metadata.annotations["duet.aidatalabs.ai/expired-backups"] == "logs-backup-1"
+    assert job.metadata.owner_references[0].kind == "DataPlatform"
+    (step,) = job.spec.template.spec.containers
+    # The oldest run's directory on the claim, from its record's status.location.
+    assert step.command[4:] == [f"logs/{MOMENTS[0]}"]
+    claims = [v.persistent_volume_claim.claim_name for v in job.spec.template.spec.volumes]
+    assert claims == ["logs-backups"]
+    # Its data is not deleted yet: the record stays until the Job completes.
+    assert get(custom, namespace, "dataplatformbackups", "logs-backup-1") is not None
+
+    wait_until(
+        play_kubelet(core, batch, namespace, job, {}), timeout=RUN, what="the cleanup to end"
+    )
+    wait_until(
+        lambda: get(custom, namespace, "dataplatformbackups", "logs-backup-1") is None,
+        timeout=RUN,
+        what="retention to delete logs-backup-1 once its data is gone",
+    )
+    for kept in ("logs-backup-2", "logs-backup-3"):
+        assert get(custom, namespace, "dataplatformbackups", kept) is not None
+    messages = [e.message for e in platform_events(core, namespace, "logs")]
+    assert any("logs-backup-1 and their data" in m for m in messages), messages
+    labels = {"namespace": namespace, "platform": "logs", "outcome": "deleted"}
+    assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", labels) == 1
+
+
+def test_a_failed_cleanup_keeps_the_record_warns_and_is_retried_by_the_next_pass(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    cronjob = scheduled_platform(custom, batch, namespace, "events")
+    for number, moment in enumerate(MOMENTS[:3], start=1):
+        run_scheduled(core, batch, namespace, cronjob, f"events-backup-{number}", moment)
+        wait_backup(custom, namespace, f"events-backup-{number}", "Completed")
+
+    first = wait_cleanup(batch, namespace, set())
+    words = f"refusing to delete events/{MOMENTS[0]}: reached through a symbolic link"
+    wait_until(
+        play_kubelet(core, batch, namespace, first, {"cleanup": (1, words)}),
+        timeout=RUN,
+        what="the cleanup to fail",
+    )
+
+    def warned() -> Any:
+        return next(
+            (
+                e
+                for e in platform_events(core, namespace, "events")
+                if e.type == "Warning" and e.reason == "BackupCleanupFailed"
+            ),
+            None,
+        )
+
+    warning = wait_until(warned, timeout=RUN, what="a Warning about the failed cleanup")
+    assert words in warning.message
+    assert "events-backup-1" in warning.message
+    assert get(custom, namespace, "dataplatformbackups", "events-backup-1") is not None
+    labels = {"namespace": namespace, "platform": "events", "outcome": "failed"}
+    assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", labels) == 1
+
+    # The next scheduled run's pass tries again, with the run that expired since.
+    run_scheduled(core, batch, namespace, cronjob, "events-backup-4", MOMENTS[3])
+    retry = wait_cleanup(batch, namespace, {first.metadata.name})
+    expected = "events-backup-1,events-backup-2"
+    assert retry.metadata.annotations["duet.aidatalabs.ai/expired-backups"] == expected
+    (step,) = retry.spec.template.spec.containers
+    assert step.command[4:] == [f"events/{MOMENTS[0]}", f"events/{MOMENTS[1]}"]
+    wait_until(
+        play_kubelet(core, batch, namespace, retry, {}), timeout=RUN, what="the retry to end"
+    )
+
+    def both_gone() -> bool:
+        names = ("events-backup-1", "events-backup-2")
+        return all(get(custom, namespace, "dataplatformbackups", n) is None for n in names)
+
+    wait_until(both_gone, timeout=RUN, what="the retried cleanup to delete both records")
+    for kept in ("events-backup-3", "events-backup-4"):
+        assert get(custom, namespace, "dataplatformbackups", kept) is not None

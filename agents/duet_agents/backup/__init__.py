@@ -1,11 +1,12 @@
 """Backups of a platform's databases, decided without touching Kubernetes: what a cron
 schedule may say, where a backup lives, which statements and commands take and restore it,
-and which old backups retention lets go.
+which old backups retention lets go, and how their data is deleted (cleanup).
 
     location(platform_prefix("team/dp", "clicks"), stamp(now), Component.CLICKHOUSE)
     backup_statement(S3Destination(BACKUP_COLLECTION))   # the location is a query parameter
     basebackup_args(host=..., port=5432, user="replicator", directory="/work/postgres")
     expired(records, keep=7)
+    run_directory("team/dp/clicks/20250301T020000Z", "team/dp/clicks")  # or ValueError
 
 The operator renders these into Jobs and CronJobs (duet_operator/render/backup.py); see
 docs/backup.md.
@@ -29,6 +30,7 @@ from duet_agents.backup.layout import (
     location,
     parse_stamp,
     platform_prefix,
+    run_directory,
     stamp,
 )
 from duet_agents.backup.postgres import basebackup_args, restore_script
@@ -56,6 +58,7 @@ __all__ = [
     "platform_prefix",
     "restore_script",
     "restore_statement",
+    "run_directory",
     "size_query",
     "stamp",
 ]

@@ -39,3 +39,29 @@ def platform_prefix(prefix: str, platform: str) -> str:
 
 def location(platform_dir: str, run_stamp: str, component: Component) -> str:
     return f"{platform_dir}/{run_stamp}/{component.value}"
+
+
+def run_directory(path: str, platform_dir: str) -> str:
+    """`path` when it names exactly one run of the platform, `<platform_dir>/<stamp>`, with
+    a stamp as `stamp` writes it; ValueError otherwise. What retention deletes comes from a
+    record's status, which anyone allowed to edit it can set: nothing but a run's own
+    directory may pass (no `..`, no absolute path, nothing above or beside the run)."""
+    platform_parts = platform_dir.split("/")
+    if not platform_dir or any(_unsafe(part) for part in platform_parts):
+        raise ValueError(f"{platform_dir!r} is not a platform's backup directory")
+    parent, _, run = path.rpartition("/")
+    if parent != platform_dir:
+        raise ValueError(f"{path!r} is not a run directory under {platform_dir}/")
+    try:
+        well_formed = stamp(parse_stamp(run)) == run
+    except ValueError:
+        well_formed = False
+    if not well_formed:
+        raise ValueError(f"{path!r} does not end in a run's stamp (like 20250301T020000Z)")
+    return path
+
+
+def _unsafe(segment: str) -> bool:
+    # `..` anywhere, not only as a whole segment: the cleanup step refuses any, as a second
+    # guard that does not depend on this one.
+    return not segment or segment == "." or ".." in segment

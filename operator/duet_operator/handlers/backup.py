@@ -4,7 +4,8 @@ what spec.backup needs beside the platform's reconcile.
 - A DataPlatformBackup created (or found at start): its Job is made and its status reported.
 - A Job of Duet's backups changed: its record's status follows (event-driven, as a
   platform's readiness follows its StatefulSets); a new Job of a platform's CronJob is first
-  recorded as a DataPlatformBackup (adopted). A completed scheduled run applies retention.
+  recorded as a DataPlatformBackup (adopted). A completed scheduled run applies retention,
+  whose cleanup Job, when it ends, deletes the expired records (or warns and keeps them).
 - A platform's spec.backup changed (or the operator started): the claim of a target given by
   size is made, and the CronJob deleted when spec.backup is gone.
 - A platform's restore Job (spec.restoreFrom) changed: the platform's condition Restored
@@ -22,21 +23,25 @@ import kopf
 from pydantic import ValidationError
 
 from duet_operator import metrics
-from duet_operator.backups import KIND, BackupOutcome, BackupReason, BackupRunner, is_scheduled
+from duet_operator.backups import (
+    KIND,
+    BackupOutcome,
+    BackupRunner,
+    RetentionReport,
+    is_scheduled,
+)
 from duet_operator.handlers.dataplatform import lock, refresh_platform_of
 from duet_operator.handlers.events import post_events
 from duet_operator.manifests import field_errors
 from duet_operator.models import API_VERSION, GROUP, VERSION, DataPlatform, DataPlatformBackup
 from duet_operator.models.backup import BackupPhase
-from duet_operator.reconcile import Event
-from duet_operator.render.backup import APP, BACKUP_LABEL, SCHEDULED
+from duet_operator.render.backup import APP, BACKUP_LABEL, CLEANUP, COMPONENT_LABEL, SCHEDULED
 from duet_operator.render.naming import PLATFORM_LABEL
 from duet_operator.render.restore import RESTORE
 
 log = logging.getLogger("duet.backups")
 PLURAL = "dataplatformbackups"
 NAME_LABEL = "app.kubernetes.io/name"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 async def _run(memo: Any, namespace: str, name: str) -> BackupOutcome | None:
@@ -56,13 +61,11 @@ async def _run(memo: Any, namespace: str, name: str) -> BackupOutcome | None:
             outcome = await runner.reconcile(backup, now=datetime.now(UTC))
     post_events(body, outcome.events, log)
     if outcome.finished is not None:
-        await _finished(runner, body, backup, outcome)
+        await _finished(memo, backup, outcome)
     return outcome
 
 
-async def _finished(
-    runner: BackupRunner, body: Any, backup: DataPlatformBackup, outcome: BackupOutcome
-) -> None:
+async def _finished(memo: Any, backup: DataPlatformBackup, outcome: BackupOutcome) -> None:
     """Counted once per process, on the look that saw the run end; a completed scheduled run
     then lets retention go over its platform's scheduled runs."""
     namespace = backup.metadata.namespace or "default"
@@ -76,10 +79,21 @@ async def _finished(
         and is_scheduled(backup)
         and outcome.platform is not None
     ):
-        deleted = await runner.apply_retention(outcome.platform)
-        if deleted:
-            message = f"retention deleted {', '.join(deleted)}"
-            post_events(body, [Event("Normal", BackupReason.RETENTION, message)], log)
+        runner: BackupRunner = memo.backups
+        # One pass per platform at a time: two would each see no cleanup running.
+        async with lock(memo, namespace, f"retention/{platform}"):
+            report = await runner.apply_retention(outcome.platform, trigger=backup.metadata.name)
+        _reported(namespace, platform, report)
+
+
+def _reported(namespace: str, platform: str, report: RetentionReport | None) -> None:
+    """Retention's Events go on the platform, its runs into the metrics."""
+    if report is None:
+        return
+    if report.platform is not None:
+        post_events(report.platform, report.events, log)
+    for outcome, runs in report.runs.items():
+        metrics.BACKUP_CLEANUPS_TOTAL.labels(namespace, platform, outcome).inc(runs)
 
 
 async def reconcile_backup(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
@@ -101,6 +115,12 @@ async def job_changed(
         platform = labels.get(PLATFORM_LABEL)
         if labels.get(COMPONENT_LABEL) == RESTORE and platform:
             await refresh_platform_of(labels=labels, namespace=namespace, memo=memo)
+            return
+        if labels.get(COMPONENT_LABEL) == CLEANUP and platform:
+            if type != "DELETED":
+                async with lock(memo, namespace, f"cleanup/{name}"):
+                    report = await memo.backups.settle_cleanup(namespace, name)
+                _reported(namespace, platform, report)
             return
         if type == "DELETED" or labels.get(COMPONENT_LABEL) != SCHEDULED or not platform:
             return

@@ -1,6 +1,6 @@
 """Backups as Kubernetes objects: the CronJob of `spec.backup`, the Job of one
-DataPlatformBackup, the claim of a PVC target Duet makes, and what ClickHouse's servers need
-to write backups themselves.
+DataPlatformBackup, the claim of a PVC target Duet makes, what ClickHouse's servers need
+to write backups themselves, and the Job that deletes what expired runs wrote.
 
 One pod template serves both: its steps run in order (init containers, the last one the main
 container), each in the image of the tool it runs:
@@ -20,17 +20,31 @@ the operator learns a backup's size without reading logs.
 The run's directory, `<platform>/<UTC stamp>/<component>`, is fixed by the first step that
 runs: a DataPlatformBackup's stamp is its creation time, passed in; a scheduled run takes the
 time it starts (`date -u`, in the same format as duet_agents.backup.layout.STAMP_FORMAT).
+
+The cleanup Job of a retention pass (`build_cleanup_job`) runs one step in the pod the backup
+Job runs in (same security context, uid and resources): on a volume, the ClickHouse image with
+the claim mounted, removing each run's directory; on S3, the uploader image, removing each
+run's prefix with the AWS CLI. Its runs are paths checked against the layout
+(`run_path`), passed as arguments to a fixed script (duet_agents.backup.cleanup).
 """
 
 from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from duet_agents.backup import clickhouse as chb
-from duet_agents.backup.layout import STAMP_FORMAT, Component, platform_prefix, stamp
+from duet_agents.backup.cleanup import PVC_SCRIPT, S3_SCRIPT, cleanup_command
+from duet_agents.backup.layout import (
+    STAMP_FORMAT,
+    Component,
+    platform_prefix,
+    run_directory,
+    stamp,
+)
 from duet_agents.backup.postgres import basebackup_args
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import API_VERSION, DataPlatform
@@ -50,6 +64,11 @@ SCHEDULED_LABEL = "duet.aidatalabs.ai/scheduled-by"
 # app.kubernetes.io/component of an on-demand run's Job and of the CronJob and its Jobs.
 ON_DEMAND = "backup"
 SCHEDULED = "scheduled-backup"
+CLEANUP = "backup-cleanup"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+# On a cleanup Job: the records of the runs it deletes, comma-separated; they are deleted
+# once it completes.
+EXPIRED_ANNOTATION = "duet.aidatalabs.ai/expired-backups"
 MOUNT = "/backups"
 WORK = "/work"
 # Every step runs as ClickHouse's user, the one its servers run as: they and the Job write
@@ -117,6 +136,24 @@ def describe_location(platform: str, target: BackupTarget, run_stamp: str) -> st
     return f"pvc://{target_claim(platform, target.pvc)}/{platform}/{run_stamp}"
 
 
+def run_path(platform: str, target: BackupTarget, location: str) -> str:
+    """The inverse of `describe_location`, checked: the run's directory under the claim's
+    root, or its key prefix in the bucket. Raises ValueError for anything that is not one run
+    of `platform` on `target` (another claim or bucket, a path above or beside a run): the
+    location comes from a record's status, which users can edit."""
+    if target.s3:
+        scheme, where = "s3://", f"{target.s3.bucket}/"
+        platform_dir = platform_prefix(target.s3.prefix or "", platform)
+    else:
+        assert target.pvc is not None
+        scheme, where = "pvc://", f"{target_claim(platform, target.pvc)}/"
+        platform_dir = platform
+    head = scheme + where
+    if not location.startswith(head):
+        raise ValueError(f"{location!r} is not on the platform's backup target ({head})")
+    return run_directory(location.removeprefix(head), platform_dir)
+
+
 # -- what ClickHouse servers need ------------------------------------------------------------
 
 
@@ -171,6 +208,25 @@ def _s3_key_env(s3: S3Target, key_id_env: str, secret_env: str) -> list[dict[str
         o.secret_env(key_id_env, ref.name, ref.access_key_id_key),
         o.secret_env(secret_env, ref.name, ref.secret_access_key_key),
     ]
+
+
+def _aws_env(s3: S3Target) -> list[dict[str, Any]]:
+    """The AWS CLI's environment: the endpoint, the region and the keys (by reference)."""
+    return [
+        {"name": "AWS_ENDPOINT_URL", "value": s3.endpoint},
+        {"name": "AWS_DEFAULT_REGION", "value": s3.region},
+        # The CLI keeps a cache under HOME; the image's is root's.
+        {"name": "HOME", "value": WORK},
+        *_s3_key_env(s3, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ]
+
+
+def _pod_security() -> dict[str, Any]:
+    return o.POD_SECURITY | {
+        "runAsUser": BACKUP_UID,
+        "runAsGroup": BACKUP_UID,
+        "fsGroup": BACKUP_UID,
+    }
 
 
 # -- the objects -------------------------------------------------------------------------------
@@ -359,8 +415,7 @@ def _job_spec(
         volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": claim}})
     pod = {
         "restartPolicy": "Never",
-        "securityContext": o.POD_SECURITY
-        | {"runAsUser": BACKUP_UID, "runAsGroup": BACKUP_UID, "fsGroup": BACKUP_UID},
+        "securityContext": _pod_security(),
         "initContainers": containers[:-1],
         "containers": containers[-1:],
         "volumes": volumes,
@@ -494,13 +549,97 @@ def _upload_step(s3: S3Target, backup_config: BackupConfig) -> dict[str, Any]:
         "name": "upload",
         "image": backup_config.uploader_image,
         "command": ["/bin/sh", "-c", script],
-        "env": [
-            {"name": "BUCKET_PREFIX", "value": bucket_prefix},
-            {"name": "AWS_ENDPOINT_URL", "value": s3.endpoint},
-            {"name": "AWS_DEFAULT_REGION", "value": s3.region},
-            # The CLI keeps a cache under HOME; the image's is root's.
-            {"name": "HOME", "value": WORK},
-            *_s3_key_env(s3, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-        ],
+        "env": [{"name": "BUCKET_PREFIX", "value": bucket_prefix}, *_aws_env(s3)],
         "volumeMounts": [{"name": "work", "mountPath": WORK}],
+    }
+
+
+# -- retention's cleanup -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpiredRun:
+    """A run retention let go: its record, and its directory or key prefix (`run_path`)."""
+
+    record: str
+    path: str
+
+
+def cleanup_job_name(platform: str, runs: Sequence[ExpiredRun], trigger: str) -> str:
+    """One name per retention pass: the runs and the run whose completion started the pass,
+    so a pass made again (after a restart) applies the same Job, and a later pass retries
+    a failed one under a new name."""
+    digest = o.content_hash(trigger, sorted((r.record, r.path) for r in runs))[:8]
+    return f"{_bounded(f'{platform}-backup-cleanup', 63 - 9)}-{digest}"
+
+
+def expired_records(job: o.Manifest) -> list[str]:
+    """The records a cleanup Job deletes once it completes."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return [name for name in str(annotations.get(EXPIRED_ANNOTATION, "")).split(",") if name]
+
+
+def build_cleanup_job(
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    backup_config: BackupConfig = BackupConfig(),
+    *,
+    runs: Sequence[ExpiredRun],
+    trigger: str,
+) -> o.Manifest:
+    """The Job that deletes what `runs` wrote on the platform's backup target, owned by the
+    platform. Raises ValueError without spec.backup or runs (nothing it could delete)."""
+    if platform.spec.backup is None or not runs:
+        raise ValueError(f"platform {platform.metadata.name} has no expired runs to clean up")
+    target = platform.spec.backup.target
+    name = platform.metadata.name
+    meta_labels = labels(name, APP, CLEANUP)
+    paths = [run.path for run in runs]
+    volumes: list[dict[str, Any]]
+    if target.s3:
+        image = backup_config.uploader_image
+        command = cleanup_command(S3_SCRIPT, paths)
+        env = [{"name": "BUCKET", "value": target.s3.bucket}, *_aws_env(target.s3)]
+        volumes = [{"name": "work", "emptyDir": {}}]
+        mounts = [{"name": "work", "mountPath": WORK}]
+    else:
+        assert target.pvc is not None
+        image = f"{config.clickhouse_image}:{design.clickhouse.version}"
+        command = cleanup_command(PVC_SCRIPT, paths)
+        env = [{"name": "BACKUP_ROOT", "value": MOUNT}]
+        claim = target_claim(name, target.pvc)
+        volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": claim}}]
+        mounts = [{"name": "backups", "mountPath": MOUNT}]
+    container = {
+        "name": "cleanup",
+        "image": image,
+        "command": command,
+        "env": env,
+        "resources": backup_config.resources,
+        "securityContext": o.CONTAINER_SECURITY,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": mounts,
+    }
+    metadata = o.metadata(platform, cleanup_job_name(name, runs, trigger), meta_labels)
+    metadata["annotations"] = {EXPIRED_ANNOTATION: ",".join(run.record for run in runs)}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            "backoffLimit": backup_config.backoff_limit,
+            "activeDeadlineSeconds": backup_config.active_deadline_seconds,
+            # Kept a while after it ends, so its outcome (and a failure's words) can be read.
+            "ttlSecondsAfterFinished": backup_config.ttl_seconds_after_finished,
+            "template": {
+                "metadata": {"labels": meta_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": _pod_security(),
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
     }
