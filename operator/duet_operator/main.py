@@ -53,10 +53,6 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # the handlers' label filters to drop on this side.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = MANAGED_BY_DUET
-    # A worker of an object (and the last event it holds, a whole object) ends 1 s after its
-    # last event rather than 5: in a burst of hundreds of platforms that was most of the
-    # operator's peak memory, and a new worker costs a task.
-    settings.queueing.idle_timeout = 1.0
     # Watches end and restart within a few minutes, so a stuck connection heals itself.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
