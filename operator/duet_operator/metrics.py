@@ -35,6 +35,13 @@ RECONCILE_QUEUE = Histogram(
     buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
+APPLIED_OBJECTS = Counter(
+    "duet_applied_objects_total",
+    "Objects sent to the API server by server-side apply, by kind: what differed from what"
+    " was stored (a healthy platform's resync sends none).",
+    ["kind"],
+    registry=REGISTRY,
+)
 PHASE_LABELS = ("namespace", "name", "phase")
 REPLICA_LABELS = ("namespace", "name", "component", "state")
 PLATFORMS = Gauge(

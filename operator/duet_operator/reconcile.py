@@ -424,6 +424,8 @@ class Reconciler:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Apply, concurrently within two waves (what workloads mount, then the rest): the
         objects as stored, and the error to report, or None."""
+        for manifest in manifests:
+            metrics.APPLIED_OBJECTS.labels(manifest["kind"]).inc()
         first = [m for m in manifests if m["kind"] in WORKLOADS_FIRST]
         rest = [m for m in manifests if m["kind"] not in WORKLOADS_FIRST]
         try:

@@ -240,13 +240,25 @@ def test_a_resync_of_a_healthy_platform_writes_nothing(
         return first if versions() == first else None
 
     before = wait_until(settled, timeout=30, what="the platform to settle")
-    # Three more resync periods: the drift timer re-applies everything, and writes nothing.
+    sent = applied_objects(duet_operator)
+    # Three more resync periods: the drift timer compares everything, sends nothing and
+    # writes nothing.
     with pytest.raises(WaitTimeoutError):
         wait_until(
             lambda: versions() != before,
             timeout=3 * duet_operator.resync_seconds,
             what="a write",
         )
+    assert applied_objects(duet_operator) == sent, "a resync applied objects that were in step"
+
+
+def applied_objects(operator: OperatorProcess) -> float:
+    """Objects the operator has sent by server-side apply, all kinds (from its /metrics)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in operator.metrics().splitlines()
+        if line.startswith("duet_applied_objects_total{")
+    )
 
 
 @pytest.mark.parametrize(("policy", "kept"), [("Retain", True), ("Delete", False)])

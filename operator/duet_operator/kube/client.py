@@ -141,6 +141,11 @@ class Kube:
             resource, namespace=namespace, label_selector=label_selector, serialize=False
         )
         items: list[Manifest] = (await _checked(found, f"{kind} list")).get("items") or []
+        # A list's items come without their type; stored and desired objects are compared
+        # whole (drift.unchanged), so they carry it as a GET's answer does.
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
         return items
 
     async def delete(
