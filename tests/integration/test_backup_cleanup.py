@@ -7,10 +7,8 @@ but not run here: no S3-compatible server runs on this machine yet."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,23 +32,15 @@ from duet_operator.render.backup import (
     run_path,
 )
 from duet_operator.render.config import RenderConfig
+from tests.support.chdb_engine import chdb_server
 from tests.support.platforms import design, platform
 
-chdb_session = pytest.importorskip("chdb.session")
+pytest.importorskip("chdb.session")
 
 pytestmark = pytest.mark.integration
 
 TARGET = {"pvc": {"claimName": "shared-backups"}}
 RUNS = [stamp(datetime(2025, 3, 1, 2, 0, tzinfo=UTC) + timedelta(days=d)) for d in range(3)]
-
-
-@contextlib.contextmanager
-def chdb_server(data: Path, config: Path) -> Iterator[Any]:
-    session = chdb_session.Session(f"{data}?config-file={config}")
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 @pytest.fixture

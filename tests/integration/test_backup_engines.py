@@ -29,6 +29,7 @@ from duet_agents.backup import (
     stamp,
 )
 from tests.integration.postgres_fixtures import postgres_server
+from tests.support.chdb_engine import chdb_server
 from tests.support.postgres import (
     SUPERUSER,
     PostgresServer,
@@ -38,7 +39,7 @@ from tests.support.postgres import (
 )
 from tests.support.wait import wait_until
 
-chdb_session = pytest.importorskip("chdb.session")
+pytest.importorskip("chdb.session")
 
 __all__ = ["postgres_server"]
 
@@ -58,15 +59,6 @@ CH_FILL = {
     "web.hits": "SELECT toDate('2025-01-01') + number % 30, concat('/p/', toString(number % 13)),"
     " number % 5 FROM numbers(3000)",
 }
-
-
-@contextlib.contextmanager
-def chdb_server(data: Path, config: Path) -> Iterator[Any]:
-    session = chdb_session.Session(f"{data}?config-file={config}")
-    try:
-        yield session
-    finally:
-        session.close()
 
 
 def rows(session: Any, table: str) -> str:

@@ -48,17 +48,16 @@ async def _heal(memo: Any, namespace: str, name: str, *, timer: bool = False) ->
             return  # nothing provisioned, nothing to heal
         if _provisioning(platform, healer.settings):
             return
-        if timer and _quiet(platform, healer):
+        if timer and _quiet(platform.status.phase, f"{namespace}/{name}", healer):
             return
         with metrics.reconcile_timer("Healing"):
             events = await healer.heal(platform)
     post_events(body, events, log)
 
 
-def _quiet(platform: DataPlatform, healer: Healer) -> bool:
+def _quiet(phase: str | None, key: str, healer: Healer) -> bool:
     """Ready, with every replica ready, and nothing seen or open at a recent pass."""
-    key = f"{platform.metadata.namespace}/{platform.metadata.name}"
-    return platform.status.phase == Phase.READY and healer.is_quiet(key)
+    return phase == Phase.READY and healer.is_quiet(key)
 
 
 def _provisioning(platform: DataPlatform, settings: HealSettings) -> bool:
@@ -80,7 +79,7 @@ async def heal_platform(
     if not namespace:
         return
     healer: Healer = memo.healer
-    if status.get("phase") == Phase.READY and healer.is_quiet(f"{namespace}/{name}"):
+    if _quiet(status.get("phase"), f"{namespace}/{name}", healer):
         return
     await _heal(memo, namespace, name, timer=True)
 

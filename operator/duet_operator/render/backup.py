@@ -34,7 +34,7 @@ import hashlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from duet_agents.backup import clickhouse as chb
 from duet_agents.backup.cleanup import PVC_SCRIPT, S3_SCRIPT, cleanup_command
@@ -456,24 +456,36 @@ def _work_mounts(target: BackupTarget) -> list[dict[str, Any]]:
     return mounts
 
 
+class ClickHouseStep(NamedTuple):
+    container: str
+    host: str  # the server the statement goes to
+    suffix: str  # under the run's clickhouse directory: "" or "/shard-N"
+    clustered: bool  # the statement runs ON CLUSTER
+
+
+def clickhouse_step_plan(names: Names, design: PlatformDesign) -> list[ClickHouseStep]:
+    """One step for the cluster; with several shards and no Keeper to coordinate ON CLUSTER,
+    one per shard, each against its first replica, into `clickhouse/shard-N`. A restore runs
+    the same plan, so that each of its steps reads what its twin wrote."""
+    design_ch = design.clickhouse
+    if design_ch.shards * design_ch.replicas == 1 or design_ch.keeper.replicas > 0:
+        clustered = design_ch.shards * design_ch.replicas > 1
+        return [ClickHouseStep("clickhouse", names.service_host(names.clickhouse), "", clustered)]
+    return [
+        ClickHouseStep(f"clickhouse-shard-{s}", names.clickhouse_host(s, 0), f"/shard-{s}", False)
+        for s in range(design_ch.shards)
+    ]
+
+
 def _clickhouse_steps(
     names: Names, design: PlatformDesign, config: RenderConfig, target: BackupTarget
 ) -> list[dict[str, Any]]:
-    """One step for the cluster; with several shards and no Keeper to coordinate ON CLUSTER,
-    one per shard, each against its first replica, into `clickhouse/shard-N`."""
+    """The backup's ClickHouse steps, as `clickhouse_step_plan` lays them out."""
     design_ch = design.clickhouse
     destination: chb.Destination = chb.S3Destination() if target.s3 else chb.FileDestination()
-    if design_ch.shards * design_ch.replicas == 1 or design_ch.keeper.replicas > 0:
-        clustered = design_ch.shards * design_ch.replicas > 1
-        plan = [("clickhouse", names.service_host(names.clickhouse), "", clustered)]
-    else:
-        plan = [
-            (f"clickhouse-shard-{s}", names.clickhouse_host(s, 0), f"/shard-{s}", False)
-            for s in range(design_ch.shards)
-        ]
     credentials = names.clickhouse_credentials
     steps = []
-    for container, host, suffix, clustered in plan:
+    for container, host, suffix, clustered in clickhouse_step_plan(names, design):
         statement = chb.backup_statement(
             destination, on_cluster=CLUSTER_NAME if clustered else None
         )

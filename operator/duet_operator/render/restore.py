@@ -22,7 +22,7 @@ from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.render import clickhouse as ch
 from duet_operator.render import objects as o
-from duet_operator.render.backup import APP, BACKUP_UID, BackupConfig
+from duet_operator.render.backup import APP, BACKUP_UID, BackupConfig, clickhouse_step_plan
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import CLUSTER_NAME, Names, labels
 
@@ -90,17 +90,9 @@ def build_restore_job(
 def _steps(
     names: Names, design: PlatformDesign, config: RenderConfig, source: ClickHouseRestore
 ) -> list[dict[str, Any]]:
-    """As the backup's steps (render/backup.py): one for the cluster, or one per shard."""
+    """As the backup's steps: one for the cluster, or one per shard (`clickhouse_step_plan`)."""
     design_ch = design.clickhouse
     destination: chb.Destination = chb.S3Destination() if source.s3 else chb.FileDestination()
-    if design_ch.shards * design_ch.replicas == 1 or design_ch.keeper.replicas > 0:
-        clustered = design_ch.shards * design_ch.replicas > 1
-        plan = [("clickhouse", names.service_host(names.clickhouse), "", clustered)]
-    else:
-        plan = [
-            (f"clickhouse-shard-{s}", names.clickhouse_host(s, 0), f"/shard-{s}", False)
-            for s in range(design_ch.shards)
-        ]
     script = (
         "set -eu\n"
         'clickhouse-client --host="$CLICKHOUSE_HOST" --receive_timeout=86400'
@@ -127,5 +119,5 @@ def _steps(
                 },
             ],
         }
-        for container, host, suffix, clustered in plan
+        for container, host, suffix, clustered in clickhouse_step_plan(names, design)
     ]
