@@ -11,7 +11,7 @@ import kopf
 
 from duet_operator import http
 from duet_operator.backups import BackupRunner
-from duet_operator.handlers import backup, dataplatform, healing, queryagent
+from duet_operator.handlers import background, backup, dataplatform, healing, queryagent
 from duet_operator.healing import Healer, HealSettings
 from duet_operator.kube.client import Kube
 from duet_operator.models import GROUP
@@ -87,6 +87,7 @@ def build_registry(config: OperatorSettings, kubeconfig: str | None) -> kopf.Ope
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        await background.stop(memo)
         if getattr(memo, "http", None) is not None:
             await memo.http.cleanup()
         if getattr(memo, "reconciler", None) is not None:

@@ -18,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from duet_operator import metrics
+from duet_operator.handlers import background
 from duet_operator.handlers.events import post_events
 from duet_operator.manifests import field_errors
 from duet_operator.models import GROUP, VERSION, DataPlatform
@@ -124,8 +125,8 @@ async def _refuse_invalid(reconciler: Reconciler, body: Any, error: ValidationEr
 async def refresh_platform_of(
     labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any
 ) -> None:
-    """A StatefulSet of a platform changed: report the platform's readiness again."""
-    reconciler: Reconciler = memo.reconciler
+    """A StatefulSet of a platform changed: its readiness is reported again, by a pass that
+    runs beside kopf's worker (handlers/background.py)."""
     name = labels.get(PLATFORM_LABEL)
     if not name or not namespace:
         return
@@ -136,8 +137,13 @@ async def refresh_platform_of(
     if key in waiting:
         return
     waiting.add(key)
+    background.start(memo, _refresh(memo, namespace, name), name=f"refresh of {key}")
+
+
+async def _refresh(memo: Any, namespace: str, name: str) -> None:
+    reconciler: Reconciler = memo.reconciler
     async with lock(memo, namespace, name):
-        waiting.discard(key)
+        memo.refresh_waiting.discard(f"{namespace}/{name}")
         # Read inside the lock: the status this refresh starts from is the latest written.
         body = await reconciler.kube.get(f"{GROUP}/{VERSION}", KIND, name, namespace)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):

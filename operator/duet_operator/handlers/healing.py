@@ -1,7 +1,8 @@
 """kopf handlers of the healer: when a platform is looked at, and by whom.
 
 Three triggers run the same pass (healing.Healer.heal), under the platform's lock shared with
-its reconcile: a pod of the platform changed (coalesced: a burst of pod events is one pass),
+its reconcile: a pod of the platform changed (coalesced: a burst of pod events is one pass,
+run beside kopf's worker as handlers/background.py says why),
 a timer per platform (symptoms that take time, verification of applied remedies, stale
 proposals), and a Remediation approved by a person. The pass reads everything afresh, so it
 does not matter which trigger ran it.
@@ -17,6 +18,7 @@ import kopf
 from pydantic import ValidationError
 
 from duet_operator import metrics
+from duet_operator.handlers import background
 from duet_operator.handlers.dataplatform import lock
 from duet_operator.handlers.events import post_events
 from duet_operator.healing import Healer, HealSettings, unwell
@@ -110,7 +112,7 @@ async def heal_platform_of(
     if key in healer.waiting:
         return
     healer.waiting.add(key)
-    await _heal(memo, namespace, name)
+    background.start(memo, _heal(memo, namespace, name), name=f"heal pass of {key}")
 
 
 def _approved_and_waiting(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
