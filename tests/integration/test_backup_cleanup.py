@@ -2,8 +2,8 @@
 run by a real shell on a directory tree that real ClickHouse (chDB) wrote with the Jobs'
 `BACKUP ... TO File(...)`, as it is laid out on a backup claim. The expired run goes; the
 others stay, and one of them still restores row for row. Links and hostile paths are refused
-before anything is deleted. The S3 step is rendered and unit-tested (test_backup_cleanup.py)
-but not run here: no S3-compatible server runs on this machine yet."""
+before anything is deleted. The S3 step runs against a real S3 server in
+test_backup_s3.py."""
 
 from __future__ import annotations
 
@@ -166,7 +166,21 @@ def test_a_platform_directory_reached_through_a_link_is_refused(
     assert (outside / RUNS[0] / "data").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("hostile", ["../../", "/etc", "", "clicks/..", f"clicks/../ads/{RUNS[0]}"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "../../",
+        "/etc",
+        "",
+        "clicks/..",
+        f"clicks/../ads/{RUNS[0]}",
+        # Directories above the runs: the platform's, and the claim's root.
+        "clicks",
+        "clicks/",
+        ".",
+        f"clicks/{RUNS[0]}/data",
+    ],
+)
 def test_hostile_paths_are_refused_by_the_step_itself(claim: Path, hostile: str) -> None:
     before = tree(claim)
 

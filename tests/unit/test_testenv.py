@@ -120,9 +120,17 @@ def test_node_is_schedulable(
 
 def test_versions_are_pinned_exactly() -> None:
     versions = testenv.read_versions()
-    assert set(versions) == {"KUBERNETES_VERSION", "ETCD_VERSION", "KWOK_VERSION", "HELM_VERSION"}
+    assert set(versions) == {
+        "KUBERNETES_VERSION",
+        "ETCD_VERSION",
+        "KWOK_VERSION",
+        "HELM_VERSION",
+        "VERSITYGW_VERSION",
+        "AWSCLI_VERSION",
+    }
     for value in versions.values():
-        assert re.fullmatch(r"v\d+\.\d+\.\d+", value), value
+        # Go modules are pinned as vX.Y.Z, PyPI packages (the AWS CLI) as X.Y.Z.
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", value), value
 
 
 @pytest.mark.parametrize("name", ["../etc", "a b", "x;y", ""])

@@ -16,10 +16,16 @@ from __future__ import annotations
 
 from typing import Final
 
-# Anything absolute, empty or with `..` is refused by the scripts themselves as well.
+# Anything absolute, empty or with `..` is refused by the scripts themselves as well, and so
+# is anything whose last part is not a run's stamp (`layout.STAMP_FORMAT`): a directory above
+# the runs would otherwise take every run of a platform, or every platform, with it.
 _REFUSE_SHAPES: Final = """for run in "$@"; do
   case "$run" in
     ''|/*|*..*) echo "refusing to delete '$run': not a run of this platform" >&2; exit 1 ;;
+  esac
+  case "${run##*/}" in
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+    *) echo "refusing to delete '$run': not a run of this platform" >&2; exit 1 ;;
   esac
 done
 """
