@@ -1,5 +1,5 @@
-"""Running backups: a DataPlatformBackup's Job, its outcome in status, the platform's schedule,
-and retention with the cleanup of what expired runs wrote.
+"""Running backups: a DataPlatformBackup's Job, its outcome in status, and what the platform's
+schedule needs beside its reconcile.
 
 Pure parts first (what status a Job and its pods say, what each step reported), then
 `BackupRunner`, which makes the kube calls. One run is one Job:
@@ -17,12 +17,8 @@ Pure parts first (what status a Job and its pods say, what each step reported), 
 Each step of a run writes `{"component", "location", "bytes"}` as its termination message
 (render/backup.py); the operator reads them from the Job's pod when the Job completes.
 
-Retention deletes a run's data before its record: a pass (when a scheduled run completes)
-applies a cleanup Job for the expired runs whose location it can check, and the records go
-when that Job completes (`settle_cleanup`, on the Job's events). A failed cleanup keeps the
-records, so the data is never left without one; the next pass tries again. A location that
-is not a run of the platform on its target (edited, or from an older target) is refused and
-its record kept.
+Retention and the cleanup of what expired runs wrote are retention.py's; the deletion of an
+on-demand run's data with its record (deletionPolicy Delete) is backup_deletion.py's.
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from duet_agents.backup.layout import parse_stamp, stamp
-from duet_agents.backup.retention import BackupRecord, expired
+from duet_operator.backup_deletion import BackupDeletion
 from duet_operator.job_pods import (
     JOB_UID_LABEL,
     any_step_started,
@@ -60,23 +56,19 @@ from duet_operator.models.dataplatform import Phase
 from duet_operator.reconcile import Event
 from duet_operator.render.backup import (
     BACKUP_LABEL,
-    CLEANUP,
-    COMPONENT_LABEL,
-    SCHEDULED_LABEL,
     BackupConfig,
-    ExpiredRun,
+    backup_job_name,
     build_backup_claim,
     build_backup_job,
-    build_cleanup_job,
     build_scheduled_record,
     cronjob_name,
     describe_location,
-    expired_records,
+    is_scheduled,
     job_label,
-    job_name,
-    run_path,
+    target_of,
 )
 from duet_operator.render.naming import PLATFORM_LABEL
+from duet_operator.retention import Retention, job_of, timestamp
 from duet_operator.settings import OperatorSettings
 
 log = logging.getLogger("duet.backups")
@@ -93,10 +85,6 @@ class BackupReason(enum.StrEnum):
     RUNNING = "BackupRunning"
     COMPLETED = "BackupCompleted"
     FAILED = "BackupFailed"
-    RETENTION = "BackupsExpired"
-    CLEANUP_STARTED = "BackupCleanupStarted"
-    CLEANUP_FAILED = "BackupCleanupFailed"
-    CLEANUP_REFUSED = "BackupCleanupRefused"
     SCHEDULE_REMOVED = "BackupScheduleRemoved"
 
 
@@ -119,15 +107,6 @@ class StepReport:
     component: str
     location: str
     bytes: int | None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def step_reports(pods: Iterable[Mapping[str, Any]]) -> list[StepReport]:
@@ -210,7 +189,7 @@ def job_status(
     read from its steps' reports."""
     old = backup.status
     state = job.get("status") or {}
-    started = _timestamp(state.get("startTime")) or old.started_at
+    started = timestamp(state.get("startTime")) or old.started_at
     reports = step_reports(pods)
     location = run_location(backup, target, reports)
     completed_at = None
@@ -218,8 +197,8 @@ def job_status(
     if (complete := job_condition(job, "Complete")) is not None:
         phase = BackupPhase.COMPLETED
         completed_at = (
-            _timestamp(state.get("completionTime"))
-            or _timestamp(complete.get("lastTransitionTime"))
+            timestamp(state.get("completionTime"))
+            or timestamp(complete.get("lastTransitionTime"))
             or now
         )
         size = backup_size(reports)
@@ -228,7 +207,7 @@ def job_status(
         message = f"backed up {pieces} ({amount})" + (f" to {location}" if location else "")
     elif (failed := job_condition(job, "Failed")) is not None:
         phase = BackupPhase.FAILED
-        completed_at = _timestamp(failed.get("lastTransitionTime")) or now
+        completed_at = timestamp(failed.get("lastTransitionTime")) or now
         why = failed.get("message") or failed.get("reason") or "the Job failed"
         detail = failure_detail(pods)
         message = f"the backup Job failed: {why}" + (f"; {detail}" if detail else "")
@@ -247,10 +226,6 @@ def job_status(
         location=location or old.location,
         message=message,
     )
-
-
-def job_of(job: Mapping[str, Any]) -> str:
-    return str((job.get("metadata") or {}).get("name", ""))
 
 
 def run_location(
@@ -293,135 +268,7 @@ def phase_events(old: DataPlatformBackupStatus, new: DataPlatformBackupStatus) -
     return [Event(kind, _REASONS[new.phase], new.message or str(new.phase))]
 
 
-def retention_records(backups: Iterable[Mapping[str, Any]]) -> list[BackupRecord]:
-    """Scheduled backups as retention sees them: started when their run started (or, not
-    started yet, when they were recorded); succeeded True, False, or None while running."""
-    records = []
-    for body in backups:
-        meta = body.get("metadata") or {}
-        status = body.get("status") or {}
-        started = _timestamp(status.get("startedAt")) or _timestamp(meta.get("creationTimestamp"))
-        if started is None:
-            continue
-        succeeded = {"Completed": True, "Failed": False}.get(str(status.get("phase")))
-        name = str(meta.get("name"))
-        records.append(BackupRecord(name=name, started=started, succeeded=succeeded))
-    return records
-
-
-# A pass deletes at most this many runs' data (a retention cut from hundreds to a few); the
-# rest expire again on the next pass.
-MAX_CLEANUP_RUNS = 50
-
-
-@dataclass(frozen=True)
-class RetentionPlan:
-    """What one retention pass does with the expired runs, oldest first."""
-
-    # Their data is deleted by a cleanup Job; their records once it completes.
-    clean: list[ExpiredRun] = field(default_factory=list)
-    # No location recorded (a run that failed before its steps reported one): nothing Duet
-    # knows to delete, so the record goes at once.
-    forget: list[str] = field(default_factory=list)
-    # (record, why): a location that is not one run of the platform on its target; the
-    # record is kept, and the data left alone.
-    refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-def retention_plan(
-    backups: Sequence[Mapping[str, Any]], platform: str, target: BackupTarget, keep: int
-) -> RetentionPlan:
-    """Which of a platform's scheduled backups expire, and how each is let go."""
-    locations = {
-        str((body.get("metadata") or {}).get("name")): (body.get("status") or {}).get("location")
-        for body in backups
-        if not (body.get("metadata") or {}).get("deletionTimestamp")
-    }
-    live = [b for b in backups if str((b.get("metadata") or {}).get("name")) in locations]
-    plan = RetentionPlan()
-    for record in expired(retention_records(live), keep):
-        location = locations.get(record.name)
-        if not location:
-            plan.forget.append(record.name)
-            continue
-        try:
-            path = run_path(platform, target, str(location))
-        except ValueError as e:
-            plan.refused.append((record.name, str(e)))
-            continue
-        if len(plan.clean) < MAX_CLEANUP_RUNS:
-            plan.clean.append(ExpiredRun(record.name, path))
-    return plan
-
-
-def cleanup_ended(job: Mapping[str, Any]) -> bool | None:
-    """True when the cleanup Job completed, False when it failed, None while it runs."""
-    if job_condition(job, "Complete") is not None:
-        return True
-    if job_condition(job, "Failed") is not None:
-        return False
-    return None
-
-
-def owner_platform(job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A reference to the platform that owns `job`, enough to post Events about it."""
-    meta = job.get("metadata") or {}
-    for owner in meta.get("ownerReferences") or []:
-        if owner.get("kind") == "DataPlatform":
-            return {
-                "apiVersion": owner.get("apiVersion", API_VERSION),
-                "kind": "DataPlatform",
-                "metadata": {
-                    "name": owner.get("name"),
-                    "namespace": meta.get("namespace"),
-                    "uid": owner.get("uid"),
-                },
-            }
-    return None
-
-
-def platform_reference(platform: DataPlatform) -> dict[str, Any]:
-    meta = platform.metadata
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "DataPlatform",
-        "metadata": {"name": meta.name, "namespace": meta.namespace, "uid": meta.uid},
-    }
-
-
-def _names(names: Sequence[str]) -> str:
-    return ", ".join(names)
-
-
-def target_of(backup: DataPlatformBackup, platform: DataPlatform | None) -> BackupTarget | None:
-    if backup.spec.target is not None:
-        return backup.spec.target
-    if platform is not None and platform.spec.backup is not None:
-        return platform.spec.backup.target
-    return None
-
-
-def is_scheduled(backup: DataPlatformBackup) -> bool:
-    return SCHEDULED_LABEL in backup.metadata.labels
-
-
-def backup_job_name(backup: DataPlatformBackup) -> str:
-    """A scheduled record is named as the CronJob's Job it records."""
-    return backup.metadata.name if is_scheduled(backup) else job_name(backup.metadata.name)
-
-
 # -- the kube calls --------------------------------------------------------------------------
-
-
-@dataclass
-class RetentionReport:
-    """What a retention pass, or the end of a cleanup Job, did: Events about the platform
-    (`platform`, a reference to post them on) and runs counted by outcome (`deleted`,
-    `failed`, `refused`) for the metrics."""
-
-    platform: dict[str, Any] | None = None
-    events: list[Event] = field(default_factory=list)
-    runs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -442,9 +289,8 @@ class BackupRunner:
         self.kube = kube
         self.render_config = settings.render_config()
         self.config = config or BackupConfig()
-        # The uids of failed cleanup Jobs already reported: a Job's status changes a few
-        # times after it fails, and each change is an event.
-        self._failed_cleanups: set[str] = set()
+        self.retention = Retention(kube, self.render_config, self.config)
+        self.deletion = BackupDeletion(kube, self.render_config, self.config)
 
     async def reconcile(self, backup: DataPlatformBackup, *, now: datetime) -> BackupOutcome:
         """Start the run if it has no Job yet, then report what its Job says."""
@@ -537,90 +383,6 @@ class BackupRunner:
         log.info("%s/%s: recorded the scheduled backup run of %s", namespace, job, platform)
         return job
 
-    async def apply_retention(self, platform: DataPlatform, *, trigger: str) -> RetentionReport:
-        """One retention pass over the scheduled backups of `platform`, started by the
-        completion of the run `trigger`: records without a location go now; the data of the
-        others is deleted by a cleanup Job, and their records when it completes
-        (`settle_cleanup`). No Job while another cleanup of the platform still runs: its runs
-        could overlap, and the next pass takes them."""
-        report = RetentionReport(platform_reference(platform))
-        backup, design = platform.spec.backup, platform.status.design
-        if backup is None or design is None:
-            return report
-        name = platform.metadata.name
-        namespace = platform.metadata.namespace or "default"
-        found = await self.kube.list_objects(
-            API_VERSION, KIND, namespace, f"{SCHEDULED_LABEL}={name}"
-        )
-        plan = retention_plan(found, name, backup.target, backup.retention)
-        forgotten = [
-            n for n in plan.forget if await self.kube.delete(API_VERSION, KIND, n, namespace)
-        ]
-        if forgotten:
-            message = (
-                f"retention deleted {_names(forgotten)} (no location recorded, no data to delete)"
-            )
-            report.events.append(Event("Normal", BackupReason.RETENTION, message))
-        for record, why in plan.refused:
-            message = f"retention kept {record}: its data is not deleted, {why}"
-            report.events.append(Event("Warning", BackupReason.CLEANUP_REFUSED, message))
-        if plan.refused:
-            report.runs["refused"] = len(plan.refused)
-        if not plan.clean:
-            return report
-        selector = f"{PLATFORM_LABEL}={name},{COMPONENT_LABEL}={CLEANUP}"
-        jobs = await self.kube.list_objects("batch/v1", "Job", namespace, selector)
-        running = [job_of(j) for j in jobs if cleanup_ended(j) is None]
-        if running:
-            log.info("%s/%s: cleanup %s still runs; retention waits", namespace, name, running[0])
-            return report
-        manifest = build_cleanup_job(
-            platform, design, self.render_config, self.config, runs=plan.clean, trigger=trigger
-        )
-        await self.kube.apply(manifest)
-        records = _names([run.record for run in plan.clean])
-        message = (
-            f"Job {job_of(manifest)} deletes the data of {records};"
-            " the records go once it completes"
-        )
-        report.events.append(Event("Normal", BackupReason.CLEANUP_STARTED, message))
-        return report
-
-    async def settle_cleanup(self, namespace: str, name: str) -> RetentionReport | None:
-        """A cleanup Job changed: once it completed, its records are deleted; once it failed,
-        a Warning says why (once per Job and process) and the records stay for the next
-        pass. None while it runs, or when there is nothing (left) to report."""
-        job = await self.kube.get("batch/v1", "Job", name, namespace)
-        if job is None or (ended := cleanup_ended(job)) is None:
-            return None
-        report = RetentionReport(owner_platform(job))
-        records = expired_records(job)
-        if ended:
-            # Deleting is idempotent: a Job seen again reports only what it deleted now.
-            deleted = [
-                r for r in records if await self.kube.delete(API_VERSION, KIND, r, namespace)
-            ]
-            if not deleted:
-                return None
-            message = f"retention deleted {_names(deleted)} and their data (Job {name})"
-            report.events.append(Event("Normal", BackupReason.RETENTION, message))
-            report.runs["deleted"] = len(deleted)
-            return report
-        uid = str((job.get("metadata") or {}).get("uid", ""))
-        if uid in self._failed_cleanups:
-            return None
-        self._failed_cleanups.add(uid)
-        pods = await self.kube.list_objects("v1", "Pod", namespace, f"{JOB_UID_LABEL}={uid}")
-        failed = job_condition(job, "Failed") or {}
-        why = failure_detail(pods) or failed.get("message") or failed.get("reason") or "failed"
-        message = (
-            f"Job {name} could not delete the data of {_names(records)}: {why}."
-            " Their records are kept; the next retention pass tries again"
-        )
-        report.events.append(Event("Warning", BackupReason.CLEANUP_FAILED, message))
-        report.runs["failed"] = len(records)
-        return report
-
     async def sync_schedule(self, platform: DataPlatform) -> list[Event]:
         """What the platform's reconcile does not do for spec.backup: make the claim of a
         target given by size (not owned by the platform, so not among its children), and
@@ -647,16 +409,15 @@ __all__ = [
     "BackupOutcome",
     "BackupReason",
     "BackupRunner",
-    "RetentionPlan",
-    "RetentionReport",
     "StepReport",
+    "backup_job_name",
     "backup_size",
     "failure_detail",
+    "is_scheduled",
     "job_status",
     "phase_events",
     "problem_status",
-    "retention_plan",
-    "retention_records",
     "run_stamp",
     "step_reports",
+    "target_of",
 ]

@@ -199,8 +199,9 @@ BACKUP_DURATION = Histogram(
 )
 BACKUP_CLEANUPS_TOTAL = Counter(
     "duet_backup_cleanups_total",
-    "Expired scheduled backup runs whose data retention went to delete, by namespace,"
-    " platform and outcome (deleted, failed, refused).",
-    BACKUP_LABELS,
+    "Backup runs whose data Duet went to delete, by namespace, platform, trigger (retention:"
+    " expired scheduled runs; deletion: a deletionPolicy Delete record deleted) and outcome"
+    " (deleted, failed, refused).",
+    (*BACKUP_LABELS, "trigger"),
     registry=REGISTRY,
 )

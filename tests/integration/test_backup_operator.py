@@ -417,6 +417,7 @@ def test_retention_deletes_the_oldest_runs_data_then_its_record(
     messages = [e.message for e in platform_events(core, namespace, "logs")]
     assert any("logs-backup-1 and their data" in m for m in messages), messages
     labels = {"namespace": namespace, "platform": "logs", "outcome": "deleted"}
+    labels["trigger"] = "retention"
     assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", labels) == 1
 
 
@@ -451,6 +452,7 @@ def test_a_failed_cleanup_keeps_the_record_warns_and_is_retried_by_the_next_pass
     assert "events-backup-1" in warning.message
     assert get(custom, namespace, "dataplatformbackups", "events-backup-1") is not None
     labels = {"namespace": namespace, "platform": "events", "outcome": "failed"}
+    labels["trigger"] = "retention"
     assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", labels) == 1
 
     # The next scheduled run's pass tries again, with the run that expired since.
@@ -471,3 +473,153 @@ def test_a_failed_cleanup_keeps_the_record_warns_and_is_retried_by_the_next_pass
     wait_until(both_gone, timeout=RUN, what="the retried cleanup to delete both records")
     for kept in ("events-backup-3", "events-backup-4"):
         assert get(custom, namespace, "dataplatformbackups", kept) is not None
+
+
+# -- deletionPolicy Delete: an on-demand backup's data goes with its record -------------------
+
+FINALIZER = f"{GROUP}/finalizer"
+DELETION_SELECTOR = "app.kubernetes.io/component=backup-deletion"
+
+
+def on_demand(name: str, platform: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DataPlatformBackup",
+        "metadata": {"name": name},
+        "spec": {"platformRef": {"name": platform}} | spec,
+    }
+
+
+def completed_backup(
+    custom: Any, core: Any, batch: Any, namespace: str, name: str, platform: str, **spec: Any
+) -> dict[str, Any]:
+    """A Ready platform backing up to a claim Duet makes, and an on-demand backup of it run to
+    Completed (its steps report nothing: the location is known from its creation time)."""
+    target = {"pvc": {"size": "10Gi"}}
+    create_custom_object(
+        custom, namespace, dp(platform, backup={"schedule": "0 3 * * *", "target": target})
+    )
+    wait_ready(custom, namespace, platform)
+    create_custom_object(custom, namespace, on_demand(name, platform, **spec))
+    job = wait_job(batch, namespace, f"{name}-backup")
+    wait_until(play_kubelet(core, batch, namespace, job, {}), timeout=RUN, what="the backup")
+    return wait_backup(custom, namespace, name, "Completed")
+
+
+def deletion_jobs(batch: Any, namespace: str) -> list[Any]:
+    return list(batch.list_namespaced_job(namespace, label_selector=DELETION_SELECTOR).items)
+
+
+def wait_deletion_job(batch: Any, namespace: str, *, but: str = "", timeout: float = RUN) -> Any:
+    """A cleanup Job of a deleted backup, other than the one of uid `but`."""
+
+    def found() -> Any:
+        return next((j for j in deletion_jobs(batch, namespace) if j.metadata.uid != but), None)
+
+    return wait_until(found, timeout=timeout, what="a deletion's cleanup Job")
+
+
+def delete_backup(custom: Any, namespace: str, name: str) -> None:
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "dataplatformbackups", name)
+
+
+def test_a_delete_backup_deletes_its_runs_data_then_goes(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    done = completed_backup(
+        custom, core, batch, namespace, "before-upgrade", "orders", deletionPolicy="Delete"
+    )
+    assert FINALIZER in done["metadata"]["finalizers"]
+    run = stamp(datetime.fromisoformat(done["metadata"]["creationTimestamp"]))
+    assert done["status"]["location"] == f"pvc://orders-backups/orders/{run}"
+
+    delete_backup(custom, namespace, "before-upgrade")
+    job = wait_deletion_job(batch, namespace)
+    assert job.metadata.annotations["duet.aidatalabs.ai/deleted-backup"] == "before-upgrade"
+    assert job.metadata.owner_references[0].kind == "DataPlatform"
+    (step,) = job.spec.template.spec.containers
+    assert step.command[4:] == [f"orders/{run}"]
+    (volume,) = job.spec.template.spec.volumes
+    assert volume.persistent_volume_claim.claim_name == "orders-backups"
+    # Held by the finalizer while its data is deleted.
+    held = get(custom, namespace, "dataplatformbackups", "before-upgrade")
+    assert held is not None
+    assert held["metadata"]["deletionTimestamp"]
+
+    wait_until(play_kubelet(core, batch, namespace, job, {}), timeout=RUN, what="the cleanup")
+    wait_until(
+        lambda: get(custom, namespace, "dataplatformbackups", "before-upgrade") is None,
+        timeout=RUN,
+        what="the record to go once its data is deleted",
+    )
+    found = events_of(core, namespace, "DataPlatformBackup", "before-upgrade")
+    assert ("Normal", "BackupDataDeleted") in found
+    labels = {"namespace": namespace, "platform": "orders", "outcome": "deleted"}
+    labels["trigger"] = "deletion"
+    assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", labels) == 1
+    # Retention's cleanup of the platform is another thing: none was made.
+    assert cleanup_jobs(batch, namespace) == []
+
+
+def test_a_failed_deletion_keeps_the_record_warns_and_is_retried_once_its_job_is_gone(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    completed_backup(custom, core, batch, namespace, "keep-me", "carts", deletionPolicy="Delete")
+    delete_backup(custom, namespace, "keep-me")
+    first = wait_deletion_job(batch, namespace)
+    words = "refusing to delete carts/x: reached through a symbolic link"
+    wait_until(
+        play_kubelet(core, batch, namespace, first, {"cleanup": (1, words)}),
+        timeout=RUN,
+        what="the cleanup to fail",
+    )
+
+    def warned() -> Any:
+        found = core.list_namespaced_event(
+            namespace,
+            field_selector="involvedObject.kind=DataPlatformBackup,involvedObject.name=keep-me",
+        )
+        return next((e for e in found.items if e.reason == "BackupCleanupFailed"), None)
+
+    warning = wait_until(warned, timeout=RUN, what="a Warning about the failed cleanup")
+    assert warning.type == "Warning"
+    assert words in warning.message
+    held = get(custom, namespace, "dataplatformbackups", "keep-me")
+    assert held is not None
+    assert FINALIZER in held["metadata"]["finalizers"]
+    failed = {"namespace": namespace, "platform": "carts", "outcome": "failed"}
+    failed["trigger"] = "deletion"
+    # Counted once, though the record is looked at again while the Job stays.
+    assert sample(duet_operator.metrics(), "duet_backup_cleanups_total", failed) == 1
+
+    # Deleting the failed Job is how a user asks for another try.
+    batch.delete_namespaced_job(first.metadata.name, namespace, propagation_policy="Background")
+    # The next look (within 30 s of the failure's) makes it anew.
+    retry = wait_deletion_job(batch, namespace, but=first.metadata.uid, timeout=2 * RUN)
+    wait_until(play_kubelet(core, batch, namespace, retry, {}), timeout=RUN, what="the retry")
+    wait_until(
+        lambda: get(custom, namespace, "dataplatformbackups", "keep-me") is None,
+        timeout=RUN,
+        what="the record to go once the retry deleted its data",
+    )
+
+
+def test_a_retain_backup_has_no_finalizer_goes_at_once_and_its_policy_cannot_change(
+    duet_operator: OperatorProcess, custom: Any, core: Any, batch: Any, namespace: str
+) -> None:
+    done = completed_backup(custom, core, batch, namespace, "kept", "books")
+    assert done["spec"]["deletionPolicy"] == "Retain"
+    assert not done["metadata"].get("finalizers")
+
+    with pytest.raises(client.ApiException) as refused:
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "dataplatformbackups", "kept",
+            {"spec": {"deletionPolicy": "Delete"}},
+        )  # fmt: skip
+    assert refused.value.status == 422
+    assert "deletionPolicy cannot change after creation" in refused.value.body
+
+    delete_backup(custom, namespace, "kept")
+    # No finalizer: the API server deletes it on the spot, nothing to wait for.
+    assert get(custom, namespace, "dataplatformbackups", "kept") is None
+    assert deletion_jobs(batch, namespace) == []

@@ -9,12 +9,6 @@ import pytest
 
 from duet_agents.backup.cleanup import PVC_SCRIPT, S3_SCRIPT, SCRIPT_NAME
 from duet_agents.backup.layout import run_directory
-from duet_operator.backups import (
-    MAX_CLEANUP_RUNS,
-    cleanup_ended,
-    owner_platform,
-    retention_plan,
-)
 from duet_operator.models import DataPlatform, DataPlatformBackup
 from duet_operator.models.backup import BackupTarget
 from duet_operator.render.backup import (
@@ -29,6 +23,12 @@ from duet_operator.render.backup import (
     run_path,
 )
 from duet_operator.render.config import RenderConfig
+from duet_operator.retention import (
+    MAX_CLEANUP_RUNS,
+    cleanup_ended,
+    owner_platform,
+    retention_plan,
+)
 from tests.support.platforms import design, platform
 
 CONFIG = RenderConfig()

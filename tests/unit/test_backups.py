@@ -18,7 +18,6 @@ from duet_operator.backups import (
     job_status,
     phase_events,
     problem_status,
-    retention_records,
     run_stamp,
     step_reports,
 )
@@ -32,6 +31,7 @@ from duet_operator.render.backup import (
 )
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.platform import build_platform
+from duet_operator.retention import retention_records
 from tests.support.platforms import SECRETS, design, platform
 
 NOW = datetime(2025, 3, 1, 2, 10, tzinfo=UTC)

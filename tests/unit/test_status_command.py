@@ -251,6 +251,8 @@ def test_a_backup_is_named_for_when_it_was_asked_for() -> None:
     assert made.wire()["spec"] == {
         "platformRef": {"name": "web"},
         "components": ["clickhouse", "postgres"],
+        # Said explicitly, as the API server would default it: the data stays with the target.
+        "deletionPolicy": "Retain",
     }
     only = backup_object("web", NOW, [BackupComponent.POSTGRES, BackupComponent.POSTGRES])
     assert only.wire()["spec"]["components"] == ["postgres"]

@@ -10,7 +10,11 @@ what spec.backup needs beside the platform's reconcile.
   size is made, and the CronJob deleted when spec.backup is gone.
 - A platform's restore Job (spec.restoreFrom) changed: the platform's condition Restored
   follows (restore.py), as its readiness follows its StatefulSets.
-Everything else lives in backups.py.
+- A DataPlatformBackup with deletionPolicy Delete deleted: its data first, by a cleanup Job,
+  then its record (backup_deletion.py). Only those records get kopf's finalizer: the delete
+  handler is filtered on the policy, and kopf adds a finalizer only for a delete handler that
+  matches the object. Retain records (the default) are deleted at once.
+Everything else lives in backups.py, retention.py and backup_deletion.py.
 """
 
 from __future__ import annotations
@@ -23,21 +27,16 @@ import kopf
 from pydantic import ValidationError
 
 from duet_operator import metrics
-from duet_operator.backups import (
-    KIND,
-    BackupOutcome,
-    BackupRunner,
-    RetentionReport,
-    is_scheduled,
-)
+from duet_operator.backups import KIND, BackupOutcome, BackupRunner, is_scheduled
 from duet_operator.handlers.dataplatform import lock, refresh_platform_of
 from duet_operator.handlers.events import post_events
 from duet_operator.manifests import field_errors
 from duet_operator.models import API_VERSION, GROUP, VERSION, DataPlatform, DataPlatformBackup
-from duet_operator.models.backup import BackupPhase
+from duet_operator.models.backup import BackupDeletionPolicy, BackupPhase
 from duet_operator.render.backup import APP, BACKUP_LABEL, CLEANUP, COMPONENT_LABEL, SCHEDULED
 from duet_operator.render.naming import PLATFORM_LABEL
 from duet_operator.render.restore import RESTORE
+from duet_operator.retention import RetentionReport
 
 log = logging.getLogger("duet.backups")
 PLURAL = "dataplatformbackups"
@@ -82,7 +81,7 @@ async def _finished(memo: Any, backup: DataPlatformBackup, outcome: BackupOutcom
         runner: BackupRunner = memo.backups
         # One pass per platform at a time: two would each see no cleanup running.
         async with lock(memo, namespace, f"retention/{platform}"):
-            report = await runner.apply_retention(outcome.platform, trigger=backup.metadata.name)
+            report = await runner.retention.apply(outcome.platform, trigger=backup.metadata.name)
         _reported(namespace, platform, report)
 
 
@@ -93,7 +92,7 @@ def _reported(namespace: str, platform: str, report: RetentionReport | None) -> 
     if report.platform is not None:
         post_events(report.platform, report.events, log)
     for outcome, runs in report.runs.items():
-        metrics.BACKUP_CLEANUPS_TOTAL.labels(namespace, platform, outcome).inc(runs)
+        metrics.BACKUP_CLEANUPS_TOTAL.labels(namespace, platform, outcome, "retention").inc(runs)
 
 
 async def reconcile_backup(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
@@ -119,7 +118,7 @@ async def job_changed(
         if labels.get(COMPONENT_LABEL) == CLEANUP and platform:
             if type != "DELETED":
                 async with lock(memo, namespace, f"cleanup/{name}"):
-                    report = await memo.backups.settle_cleanup(namespace, name)
+                    report = await memo.backups.retention.settle(namespace, name)
                 _reported(namespace, platform, report)
             return
         if type == "DELETED" or labels.get(COMPONENT_LABEL) != SCHEDULED or not platform:
@@ -144,10 +143,42 @@ async def sync_schedule(body: kopf.Body, reason: str, memo: Any, **_: Any) -> No
     post_events(body, await runner.sync_schedule(platform), log)
 
 
+def deletes_data(spec: kopf.Spec, **_: Any) -> bool:
+    """deletionPolicy Delete, as the raw spec says (anything else keeps the data). The policy
+    cannot change (CEL), so a record's finalizer is added once and never taken back early."""
+    return bool(spec.get("deletionPolicy") == BackupDeletionPolicy.DELETE)
+
+
+async def delete_backup_data(
+    body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A Delete record is being deleted: one step of deleting its data. Returning lets kopf
+    remove the finalizer; a TemporaryError keeps it, and kopf looks again after its delay."""
+    runner: BackupRunner = memo.backups
+    namespace = namespace or "default"
+    async with lock(memo, namespace, f"dpb/{name}"):
+        try:
+            backup = DataPlatformBackup.model_validate(dict(body))
+        except ValidationError as e:
+            # Only with a CRD older than the operator. A record the operator cannot read must
+            # still be deletable; its data is not touched.
+            log.warning("%s/%s deleted unread, its data kept: %s", namespace, name, field_errors(e))
+            return
+        step = await runner.deletion.look(backup)
+    post_events(body, step.events, log)
+    if step.outcome is not None:
+        platform = backup.spec.platform_ref.name
+        metrics.BACKUP_CLEANUPS_TOTAL.labels(namespace, platform, step.outcome, "deletion").inc()
+    if step.delay is not None:
+        raise kopf.TemporaryError(step.message, delay=step.delay)
+    log.info("%s/%s: %s", namespace, name, step.message)
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     resource = (GROUP, VERSION, PLURAL)
     for decorator in (kopf.on.resume, kopf.on.create):
         decorator(*resource, registry=registry)(reconcile_backup)
+    kopf.on.delete(*resource, registry=registry, when=deletes_data)(delete_backup_data)
     platforms = (GROUP, VERSION, "dataplatforms")
     for decorator in (kopf.on.resume, kopf.on.create):
         decorator(*platforms, registry=registry)(sync_schedule)

@@ -127,9 +127,29 @@ class BackupPlatformRef(CamelModel):
 BackupComponent = Component
 
 
+class BackupDeletionPolicy(enum.StrEnum):
+    """What deleting a DataPlatformBackup does to the data its run wrote."""
+
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+DELETION_POLICY_FIXED = (
+    "deletionPolicy cannot change after creation: it was chosen with the backup (Delete puts a"
+    " finalizer on it); to let a stuck deletion go, remove the finalizer (docs/backup.md)"
+)
+
+
 class DataPlatformBackupSpec(CamelModel):
     model_config = validated_by(
         cel("self == oldSelf", "a backup's spec cannot change; create a new backup instead"),
+        # Said apart, naming the field: the rule above also refuses it, in general words.
+        # Both sides are defaulted (Retain), so an object stored before the field has it.
+        cel(
+            "self.deletionPolicy == oldSelf.deletionPolicy",
+            DELETION_POLICY_FIXED,
+            ".deletionPolicy",
+        ),
     )
 
     platform_ref: BackupPlatformRef
@@ -141,6 +161,13 @@ class DataPlatformBackupSpec(CamelModel):
         min_length=1,
         max_length=2,
         json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    deletion_policy: BackupDeletionPolicy = Field(
+        default=BackupDeletionPolicy.RETAIN,
+        description="Retain: deleting this backup removes the record (and its Job) and keeps"
+        " the data it wrote. Delete: the data is deleted first, by a Job, and the record goes"
+        " once that completes (a finalizer holds it until then; docs/backup.md). Set at"
+        " creation only.",
     )
 
 

@@ -1,6 +1,6 @@
 """Backups as Kubernetes objects: the CronJob of `spec.backup`, the Job of one
 DataPlatformBackup, the claim of a PVC target Duet makes, what ClickHouse's servers need
-to write backups themselves, and the Job that deletes what expired runs wrote.
+to write backups themselves.
 
 One pod template serves both: its steps run in order (init containers, the last one the main
 container), each in the image of the tool it runs:
@@ -21,42 +21,59 @@ The run's directory, `<platform>/<UTC stamp>/<component>`, is fixed by the first
 runs: a DataPlatformBackup's stamp is its creation time, passed in; a scheduled run takes the
 time it starts (`date -u`, in the same format as duet_agents.backup.layout.STAMP_FORMAT).
 
-The cleanup Job of a retention pass (`build_cleanup_job`) runs one step in the pod the backup
-Job runs in (same security context, uid and resources): on a volume, the ClickHouse image with
-the claim mounted, removing each run's directory; on S3, the uploader image, removing each
-run's prefix with the AWS CLI. Its runs are paths checked against the layout
-(`run_path`), passed as arguments to a fixed script (duet_agents.backup.cleanup).
+What these pods share (settings, uid, how a target is reached) is in render/backup_pod.py;
+the Jobs that delete what runs wrote are in render/backup_cleanup.py, whose public names are
+re-exported here for the callers that knew them from this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import shlex
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from duet_agents.backup import clickhouse as chb
-from duet_agents.backup.cleanup import PVC_SCRIPT, S3_SCRIPT, cleanup_command
 from duet_agents.backup.layout import (
     STAMP_FORMAT,
     Component,
     platform_prefix,
-    run_directory,
     stamp,
 )
 from duet_agents.backup.postgres import basebackup_args
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import API_VERSION, DataPlatform
-from duet_operator.models.backup import BackupTarget, DataPlatformBackup, PvcTarget, S3Target
+from duet_operator.models.backup import BackupTarget, DataPlatformBackup, S3Target
 from duet_operator.render import clickhouse as ch
 from duet_operator.render import objects as o
 from duet_operator.render import postgres as pg
+from duet_operator.render.backup_cleanup import (
+    CLEANUP,
+    DELETION_CLEANUP,
+    EXPIRED_ANNOTATION,
+    ExpiredRun,
+    build_cleanup_job,
+    cleanup_job_name,
+    expired_records,
+    run_path,
+)
+from duet_operator.render.backup_pod import (
+    APP,
+    BACKUP_UID,
+    DEFAULT_CONFIG,
+    MOUNT,
+    WORK,
+    BackupConfig,
+    aws_env,
+    bounded_name,
+    claim_name,
+    pod_security,
+    s3_key_env,
+    target_claim,
+)
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import CLUSTER_NAME, Names, labels
 from duet_operator.render.xml import from_env, to_xml
 
-APP = "backup"
 # On a backup Job: the DataPlatformBackup it runs for. On a DataPlatformBackup: the platform
 # whose CronJob made the run (scheduled runs, the ones retention counts).
 BACKUP_LABEL = "duet.aidatalabs.ai/backup"
@@ -64,67 +81,61 @@ SCHEDULED_LABEL = "duet.aidatalabs.ai/scheduled-by"
 # app.kubernetes.io/component of an on-demand run's Job and of the CronJob and its Jobs.
 ON_DEMAND = "backup"
 SCHEDULED = "scheduled-backup"
-CLEANUP = "backup-cleanup"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-# On a cleanup Job: the records of the runs it deletes, comma-separated; they are deleted
-# once it completes.
-EXPIRED_ANNOTATION = "duet.aidatalabs.ai/expired-backups"
-MOUNT = "/backups"
-WORK = "/work"
-# Every step runs as ClickHouse's user, the one its servers run as: they and the Job write
-# into the same directories of a shared claim, and a volume's fsGroup is not honoured by
-# every RWX driver (NFS), so one uid is what keeps both able to write.
-BACKUP_UID = 101
 # Environment of ClickHouse servers that write to S3: the named collection reads them.
 S3_ACCESS_KEY_ENV = "DUET_BACKUP_S3_ACCESS_KEY_ID"
 S3_SECRET_KEY_ENV = "DUET_BACKUP_S3_SECRET_ACCESS_KEY"
 
-
-@dataclass(frozen=True)
-class BackupConfig:
-    """Operator-wide settings of backup pods (chart values)."""
-
-    uploader_image: str = "amazon/aws-cli:2.27.50"
-    backoff_limit: int = 1
-    active_deadline_seconds: int = 6 * 3600
-    # Long enough for the operator to read the outcome, short enough not to pile up.
-    ttl_seconds_after_finished: int = 24 * 3600
-    history_limit: int = 3
-    resources: dict[str, Any] = field(
-        default_factory=lambda: {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"cpu": "1", "memory": "1Gi"},
-        }
-    )
+__all__ = [
+    "APP",
+    "BACKUP_LABEL",
+    "BACKUP_UID",
+    "CLEANUP",
+    "COMPONENT_LABEL",
+    "DELETION_CLEANUP",
+    "EXPIRED_ANNOTATION",
+    "MOUNT",
+    "ON_DEMAND",
+    "S3_ACCESS_KEY_ENV",
+    "S3_SECRET_KEY_ENV",
+    "SCHEDULED",
+    "SCHEDULED_LABEL",
+    "WORK",
+    "BackupConfig",
+    "ClickHouseStep",
+    "ExpiredRun",
+    "ServerBackup",
+    "backup_job_name",
+    "build_backup_claim",
+    "build_backup_cronjob",
+    "build_backup_job",
+    "build_cleanup_job",
+    "build_scheduled_record",
+    "claim_name",
+    "cleanup_job_name",
+    "clickhouse_server_backup",
+    "clickhouse_step_plan",
+    "cronjob_name",
+    "describe_location",
+    "expired_records",
+    "is_scheduled",
+    "job_label",
+    "job_name",
+    "run_path",
+    "target_claim",
+    "target_of",
+]
 
 
 # -- names ---------------------------------------------------------------------------------
 
 
-def _bounded(name: str, limit: int) -> str:
-    """Names that become label values (a Job's name) must fit 63 characters, a CronJob's 52
-    (it appends 11 for its Jobs); a long one keeps its start and gains a hash of the whole."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
-
-
 def cronjob_name(platform: str) -> str:
-    return _bounded(f"{platform}-backup", 52)
+    return bounded_name(f"{platform}-backup", 52)
 
 
 def job_name(backup: str) -> str:
-    return _bounded(f"{backup}-backup", 63)
-
-
-def claim_name(platform: str) -> str:
-    """The claim Duet makes for a PVC target given by size."""
-    return f"{platform}-backups"
-
-
-def target_claim(platform: str, target: PvcTarget) -> str:
-    return target.claim_name or claim_name(platform)
+    return bounded_name(f"{backup}-backup", 63)
 
 
 def describe_location(platform: str, target: BackupTarget, run_stamp: str) -> str:
@@ -134,24 +145,6 @@ def describe_location(platform: str, target: BackupTarget, run_stamp: str) -> st
         return f"s3://{target.s3.bucket}/{base}/{run_stamp}"
     assert target.pvc is not None
     return f"pvc://{target_claim(platform, target.pvc)}/{platform}/{run_stamp}"
-
-
-def run_path(platform: str, target: BackupTarget, location: str) -> str:
-    """The inverse of `describe_location`, checked: the run's directory under the claim's
-    root, or its key prefix in the bucket. Raises ValueError for anything that is not one run
-    of `platform` on `target` (another claim or bucket, a path above or beside a run): the
-    location comes from a record's status, which users can edit."""
-    if target.s3:
-        scheme, where = "s3://", f"{target.s3.bucket}/"
-        platform_dir = platform_prefix(target.s3.prefix or "", platform)
-    else:
-        assert target.pvc is not None
-        scheme, where = "pvc://", f"{target_claim(platform, target.pvc)}/"
-        platform_dir = platform
-    head = scheme + where
-    if not location.startswith(head):
-        raise ValueError(f"{location!r} is not on the platform's backup target ({head})")
-    return run_directory(location.removeprefix(head), platform_dir)
 
 
 # -- what ClickHouse servers need ------------------------------------------------------------
@@ -179,7 +172,7 @@ def clickhouse_server_backup(platform: DataPlatform) -> ServerBackup | None:
             config_xml=to_xml(
                 {"named_collections": {chb.BACKUP_COLLECTION: _collection(target.s3)}}
             ),
-            env=_s3_key_env(target.s3, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV),
+            env=s3_key_env(target.s3, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV),
             volumes=[],
             mounts=[],
         )
@@ -202,31 +195,26 @@ def _collection(s3: S3Target) -> dict[str, Any]:
     }
 
 
-def _s3_key_env(s3: S3Target, key_id_env: str, secret_env: str) -> list[dict[str, Any]]:
-    ref = s3.secret_ref
-    return [
-        o.secret_env(key_id_env, ref.name, ref.access_key_id_key),
-        o.secret_env(secret_env, ref.name, ref.secret_access_key_key),
-    ]
+# -- a record's run -------------------------------------------------------------------------
 
 
-def _aws_env(s3: S3Target) -> list[dict[str, Any]]:
-    """The AWS CLI's environment: the endpoint, the region and the keys (by reference)."""
-    return [
-        {"name": "AWS_ENDPOINT_URL", "value": s3.endpoint},
-        {"name": "AWS_DEFAULT_REGION", "value": s3.region},
-        # The CLI keeps a cache under HOME; the image's is root's.
-        {"name": "HOME", "value": WORK},
-        *_s3_key_env(s3, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
-    ]
+def target_of(backup: DataPlatformBackup, platform: DataPlatform | None) -> BackupTarget | None:
+    """Where a run writes: its backup's own target, else its platform's current one; None
+    with neither (or no platform)."""
+    if backup.spec.target is not None:
+        return backup.spec.target
+    if platform is not None and platform.spec.backup is not None:
+        return platform.spec.backup.target
+    return None
 
 
-def _pod_security() -> dict[str, Any]:
-    return o.POD_SECURITY | {
-        "runAsUser": BACKUP_UID,
-        "runAsGroup": BACKUP_UID,
-        "fsGroup": BACKUP_UID,
-    }
+def is_scheduled(backup: DataPlatformBackup) -> bool:
+    return SCHEDULED_LABEL in backup.metadata.labels
+
+
+def backup_job_name(backup: DataPlatformBackup) -> str:
+    """A scheduled record is named as the CronJob's Job it records."""
+    return backup.metadata.name if is_scheduled(backup) else job_name(backup.metadata.name)
 
 
 # -- the objects -------------------------------------------------------------------------------
@@ -263,7 +251,7 @@ def build_backup_cronjob(
     platform: DataPlatform,
     design: PlatformDesign,
     config: RenderConfig,
-    backup_config: BackupConfig = BackupConfig(),
+    backup_config: BackupConfig = DEFAULT_CONFIG,
 ) -> list[o.Manifest]:
     """The CronJob of spec.backup; nothing without one. (The claim of a target given by size
     is `build_backup_claim`'s: it is not owned by the platform, and is applied apart.)"""
@@ -331,7 +319,7 @@ def build_backup_job(
     platform: DataPlatform,
     design: PlatformDesign,
     config: RenderConfig,
-    backup_config: BackupConfig = BackupConfig(),
+    backup_config: BackupConfig = DEFAULT_CONFIG,
 ) -> o.Manifest:
     """The Job of one DataPlatformBackup, owned by it. Raises ValueError when there is no
     target (neither the backup's nor the platform's)."""
@@ -415,7 +403,7 @@ def _job_spec(
         volumes.append({"name": "backups", "persistentVolumeClaim": {"claimName": claim}})
     pod = {
         "restartPolicy": "Never",
-        "securityContext": _pod_security(),
+        "securityContext": pod_security(),
         "initContainers": containers[:-1],
         "containers": containers[-1:],
         "volumes": volumes,
@@ -561,97 +549,6 @@ def _upload_step(s3: S3Target, backup_config: BackupConfig) -> dict[str, Any]:
         "name": "upload",
         "image": backup_config.uploader_image,
         "command": ["/bin/sh", "-c", script],
-        "env": [{"name": "BUCKET_PREFIX", "value": bucket_prefix}, *_aws_env(s3)],
+        "env": [{"name": "BUCKET_PREFIX", "value": bucket_prefix}, *aws_env(s3)],
         "volumeMounts": [{"name": "work", "mountPath": WORK}],
-    }
-
-
-# -- retention's cleanup -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExpiredRun:
-    """A run retention let go: its record, and its directory or key prefix (`run_path`)."""
-
-    record: str
-    path: str
-
-
-def cleanup_job_name(platform: str, runs: Sequence[ExpiredRun], trigger: str) -> str:
-    """One name per retention pass: the runs and the run whose completion started the pass,
-    so a pass made again (after a restart) applies the same Job, and a later pass retries
-    a failed one under a new name."""
-    digest = o.content_hash(trigger, sorted((r.record, r.path) for r in runs))[:8]
-    return f"{_bounded(f'{platform}-backup-cleanup', 63 - 9)}-{digest}"
-
-
-def expired_records(job: o.Manifest) -> list[str]:
-    """The records a cleanup Job deletes once it completes."""
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    return [name for name in str(annotations.get(EXPIRED_ANNOTATION, "")).split(",") if name]
-
-
-def build_cleanup_job(
-    platform: DataPlatform,
-    design: PlatformDesign,
-    config: RenderConfig,
-    backup_config: BackupConfig = BackupConfig(),
-    *,
-    runs: Sequence[ExpiredRun],
-    trigger: str,
-) -> o.Manifest:
-    """The Job that deletes what `runs` wrote on the platform's backup target, owned by the
-    platform. Raises ValueError without spec.backup or runs (nothing it could delete)."""
-    if platform.spec.backup is None or not runs:
-        raise ValueError(f"platform {platform.metadata.name} has no expired runs to clean up")
-    target = platform.spec.backup.target
-    name = platform.metadata.name
-    meta_labels = labels(name, APP, CLEANUP)
-    paths = [run.path for run in runs]
-    volumes: list[dict[str, Any]]
-    if target.s3:
-        image = backup_config.uploader_image
-        command = cleanup_command(S3_SCRIPT, paths)
-        env = [{"name": "BUCKET", "value": target.s3.bucket}, *_aws_env(target.s3)]
-        volumes = [{"name": "work", "emptyDir": {}}]
-        mounts = [{"name": "work", "mountPath": WORK}]
-    else:
-        assert target.pvc is not None
-        image = f"{config.clickhouse_image}:{design.clickhouse.version}"
-        command = cleanup_command(PVC_SCRIPT, paths)
-        env = [{"name": "BACKUP_ROOT", "value": MOUNT}]
-        claim = target_claim(name, target.pvc)
-        volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": claim}}]
-        mounts = [{"name": "backups", "mountPath": MOUNT}]
-    container = {
-        "name": "cleanup",
-        "image": image,
-        "command": command,
-        "env": env,
-        "resources": backup_config.resources,
-        "securityContext": o.CONTAINER_SECURITY,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": mounts,
-    }
-    metadata = o.metadata(platform, cleanup_job_name(name, runs, trigger), meta_labels)
-    metadata["annotations"] = {EXPIRED_ANNOTATION: ",".join(run.record for run in runs)}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata,
-        "spec": {
-            "backoffLimit": backup_config.backoff_limit,
-            "activeDeadlineSeconds": backup_config.active_deadline_seconds,
-            # Kept a while after it ends, so its outcome (and a failure's words) can be read.
-            "ttlSecondsAfterFinished": backup_config.ttl_seconds_after_finished,
-            "template": {
-                "metadata": {"labels": meta_labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": _pod_security(),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
-        },
     }
