@@ -36,7 +36,11 @@ from duet_operator.cluster_commands import (
     run,
 )
 from duet_operator.models import GROUP, VERSION, QueryAgent
-from duet_operator.models.backup import BackupComponent, DataPlatformBackup
+from duet_operator.models.backup import (
+    BackupComponent,
+    BackupDeletionPolicy,
+    DataPlatformBackup,
+)
 from duet_operator.models.queryagent import QueryAgentPhase
 from duet_operator.render.queryagent import deployment_name
 from duet_operator.status_command import status
@@ -141,11 +145,14 @@ async def ask_agent(name: str, question: str, namespace: str) -> tuple[str, dict
 
 
 def backup_object(
-    platform: str, now: datetime, components: Sequence[BackupComponent] = ()
+    platform: str,
+    now: datetime,
+    components: Sequence[BackupComponent] = (),
+    deletion_policy: BackupDeletionPolicy = BackupDeletionPolicy.RETAIN,
 ) -> DataPlatformBackup:
     """A DataPlatformBackup of `platform` named for the moment it was asked for (as
     `kubectl cnpg backup` names its Backups); the platform's own target unless it is set."""
-    spec: dict[str, Any] = {"platformRef": {"name": platform}}
+    spec: dict[str, Any] = {"platformRef": {"name": platform}, "deletionPolicy": deletion_policy}
     if components:
         spec["components"] = sorted(set(components))
     return DataPlatformBackup.model_validate(
@@ -209,10 +216,17 @@ def backup(
         list[BackupComponent] | None,
         typer.Option("--component", help="Only this one (repeatable); default: all."),
     ] = None,
+    deletion_policy: Annotated[
+        BackupDeletionPolicy,
+        typer.Option(
+            "--deletion-policy",
+            help="Delete: deleting the backup later deletes its data too. Fixed once made.",
+        ),
+    ] = BackupDeletionPolicy.RETAIN,
 ) -> None:
     """Back a platform up now: creates a DataPlatformBackup, which the operator runs."""
     where = namespace or current_namespace()
-    made = backup_object(name, datetime.now(UTC), component or ())
+    made = backup_object(name, datetime.now(UTC), component or (), deletion_policy)
     run(create_backup(made, where), api_error=EXIT_API)
     typer.echo(
         f"dataplatformbackup {made.metadata.name} created; "

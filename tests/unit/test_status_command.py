@@ -23,7 +23,7 @@ from duet_operator.kubectl_plugin import (
     resolve_agent,
 )
 from duet_operator.models import DataPlatform, QueryAgent, Remediation
-from duet_operator.models.backup import BackupComponent
+from duet_operator.models.backup import BackupComponent, BackupDeletionPolicy
 from duet_operator.status_command import (
     PlatformStatus,
     age,
@@ -256,6 +256,15 @@ def test_a_backup_is_named_for_when_it_was_asked_for() -> None:
     }
     only = backup_object("web", NOW, [BackupComponent.POSTGRES, BackupComponent.POSTGRES])
     assert only.wire()["spec"]["components"] == ["postgres"]
+    deleting = backup_object("web", NOW, (), BackupDeletionPolicy.DELETE)
+    assert deleting.wire()["spec"]["deletionPolicy"] == "Delete"
+
+
+def test_backup_takes_the_deletion_policy_by_its_name_and_refuses_others() -> None:
+    helped = CliRunner().invoke(app, ["backup", "--help"])
+    assert "--deletion-policy" in helped.stdout
+    wrong = CliRunner().invoke(app, ["backup", "web", "--deletion-policy", "Purge"])
+    assert wrong.exit_code == 2
 
 
 # -- the plugin's commands ---------------------------------------------------------------
