@@ -44,9 +44,12 @@ class OperatorProcess:
         resync_seconds: float = 2,
         namespaces: str | None = TEST_NAMESPACES,
         env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
         """`namespaces` None: no --namespace, so DUET_NAMESPACES in `env` (as the chart sets
-        it) or else every namespace. `env` is added to the process's environment."""
+        it) or else every namespace. `env` is added to the process's environment. `python`:
+        the interpreter to run it with (a benchmark's, installed as the image installs it)."""
+        self.python = python
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.env = dict(env or {})
@@ -75,7 +78,7 @@ class OperatorProcess:
             env["DUET_PROBE_ENABLED"] = "false"
         env.update(self.env)
         command = [
-            *(sys.executable, "-m", "duet_operator.cli", "operator", "run"),
+            *(self.python, "-m", "duet_operator.cli", "operator", "run"),
             *("--metrics-port", str(self.metrics_port)),
             *(("--namespace", self.namespaces) if self.namespaces is not None else ()),
         ]
