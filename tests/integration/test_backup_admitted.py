@@ -10,9 +10,13 @@ import pytest
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
+from duet_operator import credentials
 from duet_operator.models import DataPlatformBackup
 from duet_operator.render.backup import build_backup_cronjob, build_backup_job
 from duet_operator.render.config import RenderConfig
+from duet_operator.render.platform import build_platform
+from duet_operator.render.postgres import PostgresRestore, with_restore
+from duet_operator.render.wal_archive import ARCHIVER
 from tests.support.admission import dry_run_apply
 from tests.support.platforms import design, platform
 
@@ -67,6 +71,53 @@ def test_backup_cronjob_and_job_are_admitted(
     kinds = [m["kind"] for m in manifests]
     assert kinds.count("CronJob") == 1
     assert kinds.count("Job") == 1
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS.keys())
+def test_a_platform_archiving_its_wal_is_admitted(
+    dynamic: DynamicClient, namespace: str, target: dict[str, Any]
+) -> None:
+    """PostgreSQL's StatefulSet with the wal-archiver sidecar (and its volumes), and with the
+    restore steps on top, which share the sidecar's claim rather than naming it twice."""
+    owner = platform(
+        namespace=namespace, backup={"schedule": "30 1 * * *", "retention": 5, "target": target}
+    )
+    built = design(shards=1, replicas=1, keeper=0, postgres_instances=2)
+    manifests = build_platform(owner, built, RenderConfig(), credentials.fill())
+    claim = f"{owner.metadata.name}-backups" if "size" in target.get("pvc", {}) else "shared"
+    restore = (
+        PostgresRestore(
+            location="s3://duet-backups/prod/old/20250301T020000Z",
+            directory="duet-backups/prod/old/20250301T020000Z/postgres",
+            s3=owner.spec.backup.target.s3,  # type: ignore[union-attr]
+            downloader_image="amazon/aws-cli:2.27.50",
+        )
+        if "s3" in target
+        else PostgresRestore(
+            location=f"pvc://{claim}/old/20250301T020000Z",
+            directory="old/20250301T020000Z/postgres",
+            claim=claim,
+        )
+    )
+    restoring = with_restore(manifests, owner, built, RenderConfig(), restore)
+    statefulsets = [
+        m
+        for m in [*manifests, *restoring]
+        if m["kind"] == "StatefulSet" and m["metadata"]["name"].endswith("-postgres")
+    ]
+    assert len(statefulsets) == 2
+    for sts in statefulsets:
+        pod = sts["spec"]["template"]["spec"]
+        assert ARCHIVER in [c["name"] for c in pod["containers"]]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
+        assert len(claims) == len(set(claims))
+    for manifest in [*manifests, statefulsets[-1]]:
+        admitted = dry_run_apply(dynamic, manifest)
+        assert admitted.metadata.name == manifest["metadata"]["name"]
 
 
 def create(custom: Any, namespace: str, plural: str, body: dict[str, Any]) -> Any:

@@ -338,16 +338,18 @@ def test_postgres_restores_from_the_claim_read_only_with_passwords_by_reference(
     pod = sts_["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     assert init["image"] == "postgres:17"
-    assert {"name": "restore-source", "mountPath": "/backups", "readOnly": True} in init[
-        "volumeMounts"
-    ]
-    assert {
-        "name": "restore-source",
-        "persistentVolumeClaim": {"claimName": "shared-backups", "readOnly": True},
-    } in pod["volumes"]
+    # The claim is the target's, which the WAL archiver mounts already: the step mounts that
+    # volume read-only, rather than the pod naming the claim twice.
+    assert {"name": "backups", "mountPath": "/backups", "readOnly": True} in init["volumeMounts"]
+    claims = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert claims == [{"name": "backups", "persistentVolumeClaim": {"claimName": "shared-backups"}}]
     script = init["command"][-1]
     assert f"/backups/shop/{STAMP}/postgres" in script
     assert "postgres --single" in script
+    # The WAL archive of the backup's platform, beside its runs, replayed to its end.
+    assert "wal=/backups/shop/wal/" in script
+    assert "restore_command=" in script
+    assert script.index("restore_command=") < script.index("postgres --single")
     secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in init["env"] if "valueFrom" in e}
     assert secrets["POSTGRES_PASSWORD"] == {
         "name": "clicks-postgres-credentials",
@@ -376,6 +378,10 @@ def test_postgres_from_s3_downloads_first_with_keys_from_the_targets_secret() ->
     }
     assert "s3-keys" not in " ".join(download["command"])
     assert "/var/lib/postgresql/data/duet-restore" in restore["command"][-1]
+    # The download fetches the platform's WAL archive too, and the restore replays it.
+    assert env["WAL_SOURCE"]["value"] == "duet-backups/prod/shop/wal"
+    assert '"s3://$WAL_SOURCE/"' in download["command"][-1]
+    assert "wal=/var/lib/postgresql/data/duet-restore/wal/" in restore["command"][-1]
     assert not any(v["name"] == "restore-source" for v in pod["volumes"])
 
 

@@ -7,6 +7,7 @@ which old backups retention lets go, and how their data is deleted (cleanup).
     basebackup_args(host=..., port=5432, user="replicator", directory="/work/postgres")
     expired(records, keep=7)
     run_directory("team/dp/clicks/20250301T020000Z", "team/dp/clicks")  # or ValueError
+    wal_directory("team/dp/clicks")  # PostgreSQL's WAL archive (backup/wal.py)
 
 The operator renders these into Jobs and CronJobs (duet_operator/render/backup.py); see
 docs/backup.md.
@@ -32,6 +33,7 @@ from duet_agents.backup.layout import (
     platform_prefix,
     run_directory,
     stamp,
+    wal_directory,
 )
 from duet_agents.backup.postgres import basebackup_args, restore_script
 from duet_agents.backup.retention import BackupRecord, expired
@@ -61,4 +63,5 @@ __all__ = [
     "run_directory",
     "size_query",
     "stamp",
+    "wal_directory",
 ]

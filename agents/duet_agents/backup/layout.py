@@ -1,4 +1,6 @@
-"""Where a backup lives: `<prefix>/<platform>/<stamp>/<component>`.
+"""Where a backup lives: `<prefix>/<platform>/<stamp>/<component>`, and PostgreSQL's WAL
+archive beside the runs, `<prefix>/<platform>/wal/` (`wal_directory`; not a stamp, so nothing
+that deletes runs can take it).
 
 One directory (or S3 key prefix) per run and component, named by the UTC time the run
 started, so listing a platform's directory lists its backups in time order and retention can
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 STAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+WAL: Final = "wal"
 
 
 class Component(enum.StrEnum):
@@ -39,6 +42,11 @@ def platform_prefix(prefix: str, platform: str) -> str:
 
 def location(platform_dir: str, run_stamp: str, component: Component) -> str:
     return f"{platform_dir}/{run_stamp}/{component.value}"
+
+
+def wal_directory(platform_dir: str) -> str:
+    """The platform's WAL archive (duet_agents.backup.wal), beside its runs."""
+    return f"{platform_dir}/{WAL}"
 
 
 def run_directory(path: str, platform_dir: str) -> str:

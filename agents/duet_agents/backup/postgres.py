@@ -4,7 +4,7 @@ The backup is tar format, gzip-compressed, with the WAL needed to make it consis
 streamed alongside (`--wal-method=stream`): `base.tar.gz` and `pg_wal.tar.gz`, plus the
 `backup_manifest` that `pg_verifybackup` checks. A server started on the restored directory
 replays that WAL and opens read-write at the point the backup ended; no WAL archive is needed
-for that. (Point-in-time recovery needs continuous WAL archiving: not done yet.)
+for that. The WAL archived since (wal.py) then takes a restore past it, to the archive's end.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ instance. When the primary moves, the entrypoint turns each instance into what i
 chosen standby starts without its standby.signal (a promotion), and a former primary, whose
 history may have diverged from the new one, is rewound onto it with pg_rewind or, failing
 that, set aside and cloned anew. No data directory is ever deleted.
+
+With spec.backup, every pod also archives its WAL to the backup target (render/wal_archive.py),
+and a restore replays that archive to its end after unpacking the base backup.
 """
 
 from __future__ import annotations
@@ -15,16 +18,22 @@ from __future__ import annotations
 import copy
 import posixpath
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from duet_agents.backup.layout import WAL
 from duet_agents.backup.postgres import BASE_ARCHIVE, WAL_ARCHIVE, restore_script
+from duet_agents.backup.wal import recovery_script
 from duet_agents.planner.models import PlatformDesign
 from duet_agents.units import parse_quantity
 from duet_operator.models import DataPlatform
 from duet_operator.models.backup import S3Target
 from duet_operator.render import objects as o
+from duet_operator.render.backup_pod import DEFAULT_CONFIG, BackupConfig
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import Names, claim_labels, labels, selector
+from duet_operator.render.wal_archive import postgres_wal_archiving
 
 PORT = 5432
 METRICS_PORT = 9187
@@ -134,7 +143,9 @@ host    all             all             all                     scram-sha-256
 """
 
 
-def postgresql_conf(memory: str) -> str:
+def postgresql_conf(memory: str, extra: Mapping[str, str] | None = None) -> str:
+    """The servers' configuration; `extra` adds settings (WAL archiving's), values as they
+    are written in the file."""
     # PostgreSQL's guidance: shared_buffers about a quarter of memory, effective_cache_size
     # about three quarters.
     mib = int(parse_quantity(memory)) // 2**20
@@ -152,7 +163,7 @@ def postgresql_conf(memory: str) -> str:
         "wal_log_hints": "on",
         "password_encryption": "'scram-sha-256'",
         "log_min_duration_statement": "1000",
-    }
+    } | dict(extra or {})
     lines = [f"{key} = {value}" for key, value in sorted(settings.items())]
     return "# Managed by Duet.\n" + "\n".join(lines) + "\n"
 
@@ -165,7 +176,10 @@ def primary_of(platform: DataPlatform, instances: int) -> int:
 
 
 def build_postgres(
-    platform: DataPlatform, design: PlatformDesign, config: RenderConfig
+    platform: DataPlatform,
+    design: PlatformDesign,
+    config: RenderConfig,
+    backup_config: BackupConfig = DEFAULT_CONFIG,
 ) -> list[o.Manifest]:
     pg = design.postgres
     if not pg.enabled or pg.instances == 0:
@@ -173,12 +187,17 @@ def build_postgres(
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     meta_labels = labels(names.platform, APP, "database", pg.version)
     select = selector(names.platform, APP)
+    archiving = postgres_wal_archiving(
+        platform, design, config, backup_config, data_dir=DATA_DIR, config_dir=CONFIG_DIR
+    )
     files = {
-        "postgresql.conf": postgresql_conf(pg.resources.memory),
+        "postgresql.conf": postgresql_conf(
+            pg.resources.memory, archiving.settings if archiving else None
+        ),
         "pg_hba.conf": HBA,
         "entrypoint.sh": ENTRYPOINT,
         "init-roles.sh": INIT_SQL_SCRIPT,
-    }
+    } | (archiving.files if archiving else {})
     credentials = names.postgres_credentials
     primary_ordinal = primary_of(platform, pg.instances)
     env = [
@@ -249,10 +268,17 @@ def build_postgres(
             config_hash=o.content_hash(files),
             config_map=names.postgres_config,
             run_as=999,
-            containers=[postgres_container, exporter_container],
+            containers=[
+                postgres_container,
+                exporter_container,
+                *([archiving.container] if archiving else []),
+            ],
             storage=pg.storage,
         ),
     )
+    if archiving:
+        pod = statefulset["spec"]["template"]["spec"]
+        pod["volumes"] = [*pod["volumes"], *archiving.volumes]
     primary = select | {POD_INDEX_LABEL: str(primary_ordinal)}
     manifests = [
         o.config_map(platform, names.postgres_config, meta_labels, files),
@@ -307,6 +333,8 @@ RESTORE_MOUNT = "/backups"
 DOWNLOAD_DIR = f"{DATA_DIR}/duet-restore"
 # Beside PGDATA: says the data directory was restored, and from where.
 RESTORED_MARKER = f"{DATA_DIR}/duet-restored"
+# Beside PGDATA: the archive recovery's socket and log, while it runs.
+RECOVERY_DIR = f"{DATA_DIR}/duet-recovery"
 _ROLES = (
     (SUPERUSER, "POSTGRES_PASSWORD"),
     (READONLY_USER, "POSTGRES_READONLY_PASSWORD"),
@@ -326,16 +354,32 @@ class PostgresRestore:
     downloader_image: str = ""
 
 
-def restore_init_script(backup_dir: str, pgdata: str = PGDATA, *, cleanup: bool = False) -> str:
+def wal_archive_of(backup_dir: str) -> str:
+    """The WAL archive of the platform a base backup is of: `<platform>/wal` beside the run
+    `<platform>/<stamp>` whose `postgres` directory is `backup_dir`."""
+    return posixpath.join(posixpath.dirname(posixpath.dirname(backup_dir.rstrip("/"))), WAL)
+
+
+def restore_init_script(
+    backup_dir: str,
+    pgdata: str = PGDATA,
+    *,
+    cleanup: bool = False,
+    wal_archive: str | None = None,
+) -> str:
     """Instance 0's first step while the platform is restored: unpack the backup into the
-    empty data directory (`restore_script`, which refuses a non-empty one), give the restored
-    roles this platform's passwords (the backup holds the old platform's), and leave a marker.
-    A restarted pod finds the marker and starts on what it restored; the standbys clone
-    instance 0 as always. The passwords come from the environment and reach the server on
-    stdin, in single-user mode (which also replays the backup's WAL): never on a command line.
+    empty data directory (`restore_script`, which refuses a non-empty one), replay the WAL
+    archived in `wal_archive` to its end when there is any for this database
+    (`recovery_script`, which promotes and checks the result), give the restored roles this
+    platform's passwords (the backup holds the old platform's), and leave a marker. A
+    restarted pod finds the marker and starts on what it restored; the standbys clone instance
+    0 as always. The passwords come from the environment and reach the server on stdin, in
+    single-user mode (which also replays the backup's own WAL when there was no archive to
+    replay): never on a command line.
     """
     data = shlex.quote(pgdata)
     data_dir = posixpath.dirname(pgdata)
+    work = posixpath.join(data_dir, posixpath.basename(RECOVERY_DIR))
     marker = shlex.quote(posixpath.join(data_dir, posixpath.basename(RESTORED_MARKER)))
     source = shlex.quote(backup_dir)
     archives = " ".join((BASE_ARCHIVE, WAL_ARCHIVE))
@@ -355,6 +399,11 @@ def restore_init_script(backup_dir: str, pgdata: str = PGDATA, *, cleanup: bool 
         "done",
         f"( {restore_script(backup_dir, pgdata).strip()}",
         ")",
+        *(
+            [f"( {recovery_script(wal_archive, pgdata, work, SUPERUSER).strip()}", ")"]
+            if wal_archive is not None
+            else []
+        ),
         "quoted() { printf '%s' \"$1\" | sed \"s/'/''/g\"; }",
         "{",
         *(
@@ -385,6 +434,10 @@ def _download_script() -> str:
             f"for archive in {archives}; do",
             f'  aws s3 cp --only-show-errors "s3://$SOURCE/$archive" "{DOWNLOAD_DIR}/$archive"',
             "done",
+            # The platform's whole WAL archive (every database it held: which one the backup
+            # is of shows only once it is unpacked); none is not an error.
+            f'aws s3 cp --recursive --only-show-errors "s3://$WAL_SOURCE/" "{DOWNLOAD_DIR}/{WAL}/"',
+            f"rmdir {DOWNLOAD_DIR}/{WAL} 2>/dev/null || :",
             "",
         ]
     )
@@ -417,6 +470,7 @@ def restore_steps(
                 "command": ["/bin/sh", "-c", _download_script()],
                 "env": [
                     {"name": "SOURCE", "value": restore.directory},
+                    {"name": "WAL_SOURCE", "value": wal_archive_of(restore.directory)},
                     {"name": "AWS_ENDPOINT_URL", "value": restore.s3.endpoint},
                     {"name": "AWS_DEFAULT_REGION", "value": restore.s3.region},
                     # The CLI keeps a cache under HOME; the image's is root's.
@@ -428,9 +482,11 @@ def restore_steps(
             }
         )
         backup_dir = DOWNLOAD_DIR
+        wal_archive = posixpath.join(DOWNLOAD_DIR, WAL)
     else:
         assert restore.claim is not None
         backup_dir = posixpath.join(RESTORE_MOUNT, restore.directory)
+        wal_archive = wal_archive_of(backup_dir)
         mounts.append({"name": "restore-source", "mountPath": RESTORE_MOUNT, "readOnly": True})
         volumes.append(
             {
@@ -446,7 +502,9 @@ def restore_steps(
             "command": [
                 "/bin/sh",
                 "-c",
-                restore_init_script(backup_dir, cleanup=restore.s3 is not None),
+                restore_init_script(
+                    backup_dir, cleanup=restore.s3 is not None, wal_archive=wal_archive
+                ),
             ],
             "env": [
                 {"name": "PGDATA", "value": PGDATA},
@@ -486,10 +544,40 @@ def with_restore(
             continue
         restored = copy.deepcopy(manifest)
         pod = restored["spec"]["template"]["spec"]
-        pod["initContainers"] = steps
-        pod["volumes"] = [*pod["volumes"], *volumes]
+        pod["initContainers"], pod["volumes"] = _share_claims(steps, pod["volumes"], volumes)
         result.append(restored)
     return result
+
+
+def _share_claims(
+    steps: list[dict[str, Any]], volumes: list[dict[str, Any]], added: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The restore steps and the pod's volumes with `added`, except a claim the pod mounts
+    already (the WAL archiver's, the same target): the steps mount that volume instead, as
+    they would their own (read-only), rather than the pod naming one claim twice."""
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]: v["name"]
+        for v in volumes
+        if "persistentVolumeClaim" in v
+    }
+    renamed: dict[str, str] = {}
+    kept = []
+    for volume in added:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim in claims:
+            renamed[volume["name"]] = claims[claim]
+        else:
+            kept.append(volume)
+    shared = [
+        step
+        | {
+            "volumeMounts": [
+                m | {"name": renamed.get(m["name"], m["name"])} for m in step["volumeMounts"]
+            ]
+        }
+        for step in steps
+    ]
+    return shared, [*volumes, *kept]
 
 
 def restoring(statefulset: o.Manifest) -> bool:
