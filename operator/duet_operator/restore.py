@@ -40,7 +40,7 @@ from duet_operator.job_pods import (
 )
 from duet_operator.kube.client import Kube
 from duet_operator.models import API_VERSION, DataPlatform
-from duet_operator.models.backup import BackupPhase, DataPlatformBackup
+from duet_operator.models.backup import BackupPhase, DataPlatformBackup, PostgresRecovery
 from duet_operator.observe import (
     expected_statefulsets,
     pod_ready,
@@ -113,6 +113,8 @@ def _source(
     """Where the backup's parts are, as the platform reaches them; or why it cannot."""
     name = backup.metadata.name
     target = platform.spec.backup.target if platform.spec.backup is not None else None
+    asked = platform.spec.restore_from
+    replay = asked is None or asked.postgres_recovery is PostgresRecovery.LATEST
     hint = (
         f"backup {name} is at {location}, and the platform reads backups only where its"
         " spec.backup.target says (its ClickHouse servers are configured for it):"
@@ -128,7 +130,10 @@ def _source(
         return _Source(
             ClickHouseRestore(posixpath.join(MOUNT, run, Component.CLICKHOUSE.value), s3=False),
             postgres.PostgresRestore(
-                location=location, directory=f"{run}/{Component.POSTGRES.value}", claim=claim
+                location=location,
+                directory=f"{run}/{Component.POSTGRES.value}",
+                claim=claim,
+                replay_archive=replay,
             ),
         )
     assert target.s3 is not None
@@ -146,6 +151,7 @@ def _source(
             directory=f"{keys}{run}/{Component.POSTGRES.value}",
             s3=s3,
             downloader_image=backup_config.uploader_image,
+            replay_archive=replay,
         ),
     )
 

@@ -283,11 +283,16 @@ def sidecar_pass(
 
 
 def restore_into(
-    target: Mapping[str, Any], volume: Path, run: HostRun, secrets: Any, location: str
+    target: Mapping[str, Any],
+    volume: Path,
+    run: HostRun,
+    secrets: Any,
+    location: str,
+    recovery: str = "Latest",
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """The restoring StatefulSet's init steps for a new platform made from the run at
     `location`, as the operator renders them, run in order until one fails."""
-    restoring = owner(target, restoreFrom={"backup": "nightly"})
+    restoring = owner(target, restoreFrom={"backup": "nightly", "postgresRecovery": recovery})
     state = restore_step(
         restoring,
         DESIGN,
@@ -433,10 +438,12 @@ class ClaimRun:
         pod = HostRun({DATA_DIR: str(self.source.volume), "/backups": str(self.claim)}, self.tools)
         return sidecar_pass(self.sidecar, pod, {})
 
-    def restore(self, volume: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    def restore(
+        self, volume: Path, recovery: str = "Latest"
+    ) -> dict[str, subprocess.CompletedProcess[str]]:
         run = HostRun({DATA_DIR: str(volume), "/backups": str(self.claim)}, path=self.tools)
         location = f"pvc://{CLAIM}/{PLATFORM}/{STAMP}"
-        return restore_into(PVC_TARGET, volume, run, NEW_PLATFORM_PASSWORDS, location)
+        return restore_into(PVC_TARGET, volume, run, NEW_PLATFORM_PASSWORDS, location, recovery)
 
 
 NEW_PLATFORM_PASSWORDS = {
@@ -488,6 +495,29 @@ def test_a_claims_archive_brings_a_restore_past_its_base_backup(bin_dir: Path) -
         assert "recovered to the end of the archive" in done[RESTORE_STEP].stdout
         assert restored_rows(c.source, volume) == expected
         assert len(expected) == BEFORE_ROWS + 200
+
+
+def test_postgres_recovery_backup_restores_the_backups_moment_despite_the_archive(
+    bin_dir: Path,
+) -> None:
+    with claim_source(bin_dir) as c:
+        server = c.source.server
+        write(server, 1, BEFORE_ROWS)
+        at_backup = rows(server)
+        c.base_backup()
+        write(server, BEFORE_ROWS + 1, BEFORE_ROWS + 100)
+        c.source.switch_and_archive()
+        moved = c.sidecar_pass()
+        assert moved.returncode == 0, moved.stderr
+
+        volume = new_volume(c.source, "restored")
+        done = c.restore(volume, recovery="Backup")
+        step = done[RESTORE_STEP]
+        assert step.returncode == 0, step.stdout + step.stderr
+        assert "replaying the WAL archived in" not in step.stdout
+        # The archive holds the later rows; asked for the backup's moment, they stay out.
+        assert restored_rows(c.source, volume) == at_backup
+        assert len(at_backup) == BEFORE_ROWS
 
 
 @pytest.mark.parametrize("damage", ["missing", "unreadable"])

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from duet_operator.models import DataPlatform, DataPlatformBackup
+from duet_operator.models.backup import PostgresRecovery
 from duet_operator.observe import Readiness, expected_statefulsets, readiness
 from duet_operator.planning import PlanOutcome
 from duet_operator.reconcile import next_status, restored_render, transition_events
@@ -42,8 +44,12 @@ S3_LOCATION = f"s3://duet-backups/prod/shop/{STAMP}"
 DESIGN = design()
 
 
-def restoring_platform(target: dict[str, Any] | None = PVC, **status: Any) -> DataPlatform:
+def restoring_platform(
+    target: dict[str, Any] | None = PVC, recovery: str | None = None, **status: Any
+) -> DataPlatform:
     spec: dict[str, Any] = {"restoreFrom": {"backup": "nightly"}}
+    if recovery is not None:
+        spec["restoreFrom"]["postgresRecovery"] = recovery
     if target is not None:
         spec["backup"] = {"schedule": "@daily", "target": target}
     p = platform(**spec)
@@ -383,6 +389,32 @@ def test_postgres_from_s3_downloads_first_with_keys_from_the_targets_secret() ->
     assert '"s3://$WAL_SOURCE/"' in download["command"][-1]
     assert "wal=/var/lib/postgresql/data/duet-restore/wal/" in restore["command"][-1]
     assert not any(v["name"] == "restore-source" for v in pod["volumes"])
+
+
+@pytest.mark.parametrize("target", [PVC, S3], ids=["pvc", "s3"])
+def test_postgres_recovery_backup_stops_at_the_backups_end(target: dict[str, Any]) -> None:
+    p = restoring_platform(target, "Backup")
+    location = LOCATION if target is PVC else S3_LOCATION
+    state = step(p, RestoreReading(record(location=location)))
+    pod = postgres_sts(restored_render(rendered(p), p, DESIGN, CONFIG, state))["spec"]["template"][
+        "spec"
+    ]
+    *download, restore = pod["initContainers"]
+    script = restore["command"][-1]
+    # Unpacked and opened as it was backed up: no archive read, nothing fetched for one.
+    assert "restore_command=" not in script
+    assert "wal=" not in script
+    assert "postgres --single" in script
+    for fetch in download:
+        assert "WAL_SOURCE" not in {e["name"] for e in fetch["env"]}
+
+
+def test_postgres_recovery_is_latest_unless_asked_and_names_its_values() -> None:
+    asked = restoring_platform().spec.restore_from
+    assert asked is not None
+    assert asked.postgres_recovery is PostgresRecovery.LATEST
+    with pytest.raises(ValidationError, match="postgresRecovery"):
+        restoring_platform(recovery="Yesterday")
 
 
 def test_an_unreadable_backup_withholds_every_statefulset() -> None:

@@ -105,6 +105,13 @@ RESTORE_FROM_FIXED = (
 )
 
 
+class PostgresRecovery(enum.StrEnum):
+    """How far a restore takes PostgreSQL past its base backup."""
+
+    LATEST = "Latest"
+    BACKUP = "Backup"
+
+
 class RestoreFrom(CamelModel):
     """Create the platform's databases from a backup instead of empty. Read while the
     platform is made; once its condition Restored is True, ignored."""
@@ -114,6 +121,13 @@ class RestoreFrom(CamelModel):
     backup: ObjectName = Field(
         description="A Completed DataPlatformBackup in the same namespace, written to the"
         " target this platform's spec.backup.target names (its servers read it from there)."
+    )
+    postgres_recovery: PostgresRecovery = Field(
+        default=PostgresRecovery.LATEST,
+        description="Latest: PostgreSQL replays the WAL archived since the backup, to the end"
+        " of the archive (the least loss, as CloudNativePG does). Backup: it stops where the"
+        " base backup ends, the moment ClickHouse's part is restored to (to undo a change"
+        " made since). Without an archive both are the backup's moment.",
     )
 
 

@@ -352,6 +352,8 @@ class PostgresRestore:
     claim: str | None = None
     s3: S3Target | None = None
     downloader_image: str = ""
+    # Replay the WAL archived since the backup (restoreFrom.postgresRecovery Latest).
+    replay_archive: bool = True
 
 
 def wal_archive_of(backup_dir: str) -> str:
@@ -436,7 +438,11 @@ def _download_script() -> str:
             "done",
             # The platform's whole WAL archive (every database it held: which one the backup
             # is of shows only once it is unpacked); none is not an error.
-            f'aws s3 cp --recursive --only-show-errors "s3://$WAL_SOURCE/" "{DOWNLOAD_DIR}/{WAL}/"',
+            # Without WAL_SOURCE the restore stops at the backup's end: nothing to fetch.
+            'if [ -n "${WAL_SOURCE:-}" ]; then',
+            "  aws s3 cp --recursive --only-show-errors"
+            f' "s3://$WAL_SOURCE/" "{DOWNLOAD_DIR}/{WAL}/"',
+            "fi",
             f"rmdir {DOWNLOAD_DIR}/{WAL} 2>/dev/null || :",
             "",
         ]
@@ -470,7 +476,11 @@ def restore_steps(
                 "command": ["/bin/sh", "-c", _download_script()],
                 "env": [
                     {"name": "SOURCE", "value": restore.directory},
-                    {"name": "WAL_SOURCE", "value": wal_archive_of(restore.directory)},
+                    *(
+                        [{"name": "WAL_SOURCE", "value": wal_archive_of(restore.directory)}]
+                        if restore.replay_archive
+                        else []
+                    ),
                     {"name": "AWS_ENDPOINT_URL", "value": restore.s3.endpoint},
                     {"name": "AWS_DEFAULT_REGION", "value": restore.s3.region},
                     # The CLI keeps a cache under HOME; the image's is root's.
@@ -503,7 +513,9 @@ def restore_steps(
                 "/bin/sh",
                 "-c",
                 restore_init_script(
-                    backup_dir, cleanup=restore.s3 is not None, wal_archive=wal_archive
+                    backup_dir,
+                    cleanup=restore.s3 is not None,
+                    wal_archive=wal_archive if restore.replay_archive else None,
                 ),
             ],
             "env": [
