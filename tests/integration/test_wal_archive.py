@@ -37,6 +37,7 @@ import pytest
 from duet_operator.models import DataPlatform
 from duet_operator.models.backup import BackupTarget
 from duet_operator.render.backup import build_backup_job, describe_location
+from duet_operator.render.backup_pod import BACKUP_UID
 from duet_operator.render.postgres import (
     CONFIG_DIR,
     DATA_DIR,
@@ -247,6 +248,13 @@ def rows(server: PostgresServer) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT * FROM orders ORDER BY id").fetchall()
 
 
+def as_backup_uid() -> list[str]:
+    """The command prefix that runs a step as the backup Job's uid (ClickHouse's, 101)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--reuid={BACKUP_UID}", f"--regid={BACKUP_UID}", "--clear-groups", "--"]
+
+
 def base_backup(
     source: Source, target: Mapping[str, Any], tools: str, secrets: Any, claim: Path | None = None
 ) -> None:
@@ -263,9 +271,9 @@ def base_backup(
         "--port=5432": f"--port={server.port}",
     } | ({"/backups": str(claim)} if claim else {})
     steps = steps_of(build_backup_job(record(), owner(target), DESIGN, CONFIG))
-    # Into the claim as the server user, whose restore reads it (pg_basebackup's files are
-    # its owner's only); into scratch space as root, whose upload step reads it.
-    as_user = source.prefix if claim else []
+    # Into the claim as the Job's uid, as in a pod: the restore step, as the server's uid,
+    # reads what it wrote. Into scratch space as root, whose upload step reads it.
+    as_user = as_backup_uid() if claim else []
     done = HostRun(rewrites, path=tools, prefix=as_user).run(steps["postgres"], secrets)
     assert done.returncode == 0, done.stderr
     if "upload" in steps:
@@ -461,7 +469,10 @@ def claim_source(bin_dir: Path) -> Iterator[ClaimRun]:
     with archiving_source(bin_dir, files) as source:
         claim = source.base / "claim"
         claim.mkdir()
-        chown_tree(claim)
+        # The claim's writers in a pod (the backup Job, ClickHouse, the WAL archiver) run as
+        # uid 101; the server and the restore step as PostgreSQL's own.
+        if os.geteuid() == 0:
+            os.chown(claim, BACKUP_UID, BACKUP_UID)
         yield ClaimRun(source, claim, host_path(bin_dir), containers[ARCHIVER])
 
 
@@ -471,6 +482,13 @@ def test_a_claims_archive_brings_a_restore_past_its_base_backup(bin_dir: Path) -
         assert c.sidecar["image"] == f"{CONFIG.postgres_image}:{DESIGN.postgres.version}"
         write(server, 1, BEFORE_ROWS)
         c.base_backup()
+        # Written as uid 101, read by the restore step as the server's uid: readable by
+        # others. (Checked on the modes: this machine's file system lets any uid read.)
+        run = c.claim / PLATFORM / STAMP / "postgres"
+        for item in [run, *run.iterdir()]:
+            assert item.stat().st_uid == BACKUP_UID
+            wanted = 0o005 if item.is_dir() else 0o004
+            assert item.stat().st_mode & wanted == wanted, f"{item} is {item.stat().st_mode:o}"
         write(server, BEFORE_ROWS + 1, BEFORE_ROWS + 100)
         c.source.switch_and_archive()
         write(server, BEFORE_ROWS + 101, BEFORE_ROWS + 200)

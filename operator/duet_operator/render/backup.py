@@ -522,6 +522,9 @@ def _postgres_step(
         + f'location="{root}$BACKUP_DIR/$stamp/{Component.POSTGRES.value}"\n'
         + 'mkdir -p "$(dirname "$location")"\n'
         + f'{command} --pgdata="$location"\n'
+        # pg_basebackup writes its files for its own uid only (0600), and the restore step
+        # reads them as the server's, another uid that fsGroup does not help (no group bit).
+        + 'chmod -R a+rX "$location"\n'
         + 'size="$(du -sb "$location" | cut -f1)"\n'
         + _report(Component.POSTGRES, "$location", "$size")
     )
