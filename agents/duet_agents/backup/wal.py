@@ -33,38 +33,52 @@ import re
 import shlex
 from typing import Final
 
+# `place FILE DEST MODE`, shared by the archive command and the claim's sidecar: FILE copied
+# to DEST atomically (a hidden temporary name beside it, fsync, rename), with MODE. Success
+# when DEST holds the same content already (both must be idempotent), refusal (1) when it
+# holds another: nothing archived is ever replaced.
+_PLACE: Final = """place() {
+  dir="${2%/*}"
+  mkdir -p "$dir" || return 1
+  if [ -e "$2" ]; then
+    if cmp -s "$1" "$2"; then
+      return 0
+    fi
+    echo "$2 exists with a different content: not replacing it" >&2
+    return 1
+  fi
+  tmp="$dir/.${2##*/}.tmp"
+  cp "$1" "$tmp" || return 1
+  chmod "$3" "$tmp" || return 1
+  { sync "$tmp" 2>/dev/null || sync; } && mv "$tmp" "$2" && { sync "$dir" 2>/dev/null || sync; }
+}
+"""
+
 # The archive_command's script, as a file of the server's ConfigMap. The system identifier is
 # the first field of pg_control (ControlFileData.system_identifier, 8 bytes, native order),
 # read with od rather than pg_controldata: the archive command runs beside a live server,
 # whose control file pg_controldata would check (and warn about) mid-write.
-ARCHIVE_SCRIPT: Final = """set -eu
+ARCHIVE_SCRIPT: Final = (
+    """set -eu
 src="$1" name="$2" spool="$3"
 system="$(od -A n -t u8 -N 8 global/pg_control | tr -d ' \\n')"
 case "$system" in
   ''|*[!0-9]*) echo "archive-wal: cannot read the system identifier" >&2; exit 1 ;;
 esac
-dir="$spool/$system"
-if [ ! -d "$dir" ]; then
-  mkdir -p "$dir"
+if [ ! -d "$spool/$system" ]; then
+  mkdir -p "$spool/$system"
   # The sidecar may run as another user (the backup uid, on a shared claim) in the pod's
   # group (fsGroup): it reads and deletes what is spooled.
-  chmod 0770 "$spool" "$dir"
+  chmod 0770 "$spool" "$spool/$system"
 fi
-final="$dir/$name"
-if [ -e "$final" ]; then
-  if cmp -s "$src" "$final"; then
-    exit 0
-  fi
-  echo "archive-wal: $name is spooled already with a different content: not replacing it" >&2
+"""
+    + _PLACE
+    + """if ! place "$src" "$spool/$system/$name" 0640; then
+  echo "archive-wal: $name not spooled" >&2
   exit 1
 fi
-tmp="$dir/.$name.tmp"
-cp "$src" "$tmp"
-chmod 0640 "$tmp"
-sync "$tmp" 2>/dev/null || sync
-mv "$tmp" "$final"
-sync "$dir" 2>/dev/null || sync
 """
+)
 
 # What both sidecars share: the pass and the loop. `push FILE KEY` is defined by each target;
 # KEY is `<system identifier>/<WAL file>`, the path under WAL_DIR.
@@ -130,23 +144,10 @@ push() {
 # archive on the mounted claim. Written as the archive command writes the spool.
 PUSH_PVC_SCRIPT: Final = (
     """set -u
-push() {
-  dest="$WAL_DIR/$2"
-  dir="${dest%/*}"
-  mkdir -p "$dir" || return 1
-  if [ -e "$dest" ]; then
-    if cmp -s "$1" "$dest"; then
-      return 0
-    fi
-    echo "$dest exists with a different content: not replacing it" >&2
-    return 1
-  fi
-  tmp="$dir/.${dest##*/}.tmp"
-  cp "$1" "$tmp" || return 1
-  # Readable by the restore step, which runs as the server's uid, not this one.
-  chmod 0644 "$tmp" || return 1
-  { sync "$tmp" 2>/dev/null || sync; } && mv "$tmp" "$dest" && { sync "$dir" 2>/dev/null || sync; }
-}
+"""
+    + _PLACE
+    + """# Readable by the restore step, which runs as the server's uid, not this one.
+push() { place "$1" "$WAL_DIR/$2" 0644; }
 """
     + _LOOP
 )
