@@ -66,6 +66,16 @@ def rows(session: Any, table: str) -> str:
     return str(session.query(f"SELECT * FROM {table} ORDER BY {order}", "TSV"))
 
 
+def fill(session: Any) -> dict[str, str]:
+    """The CH_TABLES made and filled in `session`; their rows, as `rows` reads them."""
+    for database in ("sales", "web"):
+        session.query(f"CREATE DATABASE {database}")
+    for table, columns in CH_TABLES.items():
+        session.query(f"CREATE TABLE {table} {columns}")
+        session.query(f"INSERT INTO {table} {CH_FILL[table]}")
+    return {table: rows(session, table) for table in CH_TABLES}
+
+
 def test_clickhouse_backup_restores_into_a_fresh_server_row_for_row(tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     backups.mkdir()
@@ -75,12 +85,7 @@ def test_clickhouse_backup_restores_into_a_fresh_server_row_for_row(tmp_path: Pa
     )
     where = str(backups / location(platform_prefix("", "clicks"), RUN, Component.CLICKHOUSE))
     with chdb_server(tmp_path / "source", config) as source:
-        for database in ("sales", "web"):
-            source.query(f"CREATE DATABASE {database}")
-        for table, columns in CH_TABLES.items():
-            source.query(f"CREATE TABLE {table} {columns}")
-            source.query(f"INSERT INTO {table} {CH_FILL[table]}")
-        before = {table: rows(source, table) for table in CH_TABLES}
+        before = fill(source)
         source.query(backup_statement(FileDestination()), params={"location": where})
         size = int(str(source.query(size_query(), "TSV", params={"location": where})).strip())
     assert size > 0

@@ -56,7 +56,7 @@ from duet_operator.render.naming import Names
 from duet_operator.render.postgres import DATA_DIR, DOWNLOAD_STEP, RESTORE_STEP, restore_steps
 from duet_operator.restore import RestoreReading, restore_step
 from tests.integration.postgres_fixtures import postgres_server
-from tests.integration.test_backup_engines import CH_FILL, CH_TABLES, rows
+from tests.integration.test_backup_engines import CH_TABLES, fill, rows
 from tests.integration.test_restore import NEW_PASSWORDS, server_on
 from tests.support.chdb_engine import chdb_server
 from tests.support.platforms import design, platform
@@ -243,12 +243,7 @@ def test_clickhouse_backs_up_to_the_bucket_and_restores_row_for_row(
     assert s3.secret_access_key not in env["BACKUP_SQL"]
 
     with chdb_server(tmp_path / "source", config) as source:
-        for database in ("sales", "web"):
-            source.query(f"CREATE DATABASE {database}")
-        for table, columns in CH_TABLES.items():
-            source.query(f"CREATE TABLE {table} {columns}")
-            source.query(f"INSERT INTO {table} {CH_FILL[table]}")
-        before = {table: rows(source, table) for table in CH_TABLES}
+        before = fill(source)
         source.query(env["BACKUP_SQL"], params={"location": where})
         size = int(str(source.query(env["SIZE_SQL"], "TSV", params={"location": where})).strip())
     assert size > 0
