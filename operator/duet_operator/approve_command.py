@@ -10,18 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio.client import CustomObjectsApi
 
 from duet_operator.cluster_commands import (
+    API_VERSION,
     CommandError,
-    cluster_api,
+    cluster,
     current_namespace,
     get_custom,
     run,
 )
-from duet_operator.models import GROUP, VERSION
 
-PLURAL = "remediations"
 EXIT_CLOSED = 1
 EXIT_NOT_FOUND = 2
 WAITING = ("Pending", "Approved", None)
@@ -36,11 +34,8 @@ def describe(remediation: dict[str, Any]) -> str:
 
 async def approve_remediation(name: str, namespace: str) -> str:
     """Approve it; the line to print. CommandError when it cannot be approved."""
-    async with cluster_api() as api:
-        custom = CustomObjectsApi(api)
-        found = await get_custom(
-            custom, "Remediation", PLURAL, name, namespace, missing=EXIT_NOT_FOUND
-        )
+    async with cluster() as kube:
+        found = await get_custom(kube, "Remediation", name, namespace, missing=EXIT_NOT_FOUND)
         phase = (found.get("status") or {}).get("phase")
         what = describe(found)
         if phase not in WAITING:
@@ -49,15 +44,7 @@ async def approve_remediation(name: str, namespace: str) -> str:
             )
         if (found.get("spec") or {}).get("approved"):
             return f"remediation {name} ({what}) was already approved"
-        await custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            # A JSON patch (a list): the client sends a dict as a JSON patch too, and fails.
-            [{"op": "add", "path": "/spec/approved", "value": True}],
-        )
+        await kube.patch(API_VERSION, "Remediation", name, namespace, {"spec": {"approved": True}})
     return (
         f"remediation {name} approved ({what}); the operator applies it when nothing else is"
         " in flight on the platform"

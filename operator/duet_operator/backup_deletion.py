@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.job_pods import JOB_UID_LABEL
-from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.kube.client import Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform, DataPlatformBackup
 from duet_operator.models.backup import BackupTarget
 from duet_operator.reconcile import Event
@@ -230,8 +230,6 @@ class BackupDeletion:
                 )
                 return release(message, Event("Warning", DeletionReason.KEPT, message))
             return wait(f"creating the cleanup Job failed: {e}", POLL_SECONDS)
-        except ApiException as e:
-            return wait(f"creating the cleanup Job failed: {e.status} {e.reason}", POLL_SECONDS)
         message = f"Job {job_of(manifest)} deletes {location}; the record goes once it completes"
         return wait(message, POLL_SECONDS, Event("Normal", CleanupReason.STARTED, message))
 

@@ -44,7 +44,7 @@ from duet_operator.job_pods import (
     statuses,
     terminated,
 )
-from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.kube.client import Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.backup import (
     BackupPhase,
@@ -365,8 +365,6 @@ class BackupRunner:
             job = await self.kube.apply(manifest)
         except KubeError as e:
             message = f"creating the backup Job failed: {e}"
-        except ApiException as e:
-            message = f"creating the backup Job failed: {e.status} {e.reason}"
         else:
             return problem_status(backup, BackupPhase.PENDING, "", now=now), job, None
         return problem_status(backup, BackupPhase.PENDING, message, now=now), None, WAIT_SECONDS

@@ -10,13 +10,19 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 import typer
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration, CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
 
+from duet_operator.kube.client import (
+    ConfigError,
+    Kube,
+    KubeError,
+    KubeUnreachableError,
+    load_config,
+)
 from duet_operator.models import GROUP, VERSION
 
 T = TypeVar("T")
+API_VERSION = f"{GROUP}/{VERSION}"
+EXIT_NO_CONFIG = 1
 
 
 class CommandError(Exception):
@@ -29,45 +35,41 @@ class CommandError(Exception):
 
 def current_namespace() -> str:
     """The namespace of the kubeconfig's current context, as kubectl uses it."""
-    _, active = kube_config.list_kube_config_contexts()
-    namespace: str = (active or {}).get("context", {}).get("namespace") or "default"
-    return namespace
+    try:
+        return load_config(prefer_in_cluster=False).namespace
+    except ConfigError as e:
+        typer.echo(f"duet: {e}", err=True)
+        raise typer.Exit(EXIT_NO_CONFIG) from None
 
 
 @contextlib.asynccontextmanager
-async def cluster_api() -> AsyncIterator[ApiClient]:
+async def cluster() -> AsyncIterator[Kube]:
     """A client of the kubeconfig's current context."""
-    configuration = Configuration()
-    await kube_config.load_kube_config(client_configuration=configuration)
-    async with ApiClient(configuration) as api:
-        yield api
+    async with await Kube.connect(prefer_in_cluster=False) as kube:
+        yield kube
 
 
 async def get_custom(
-    custom: CustomObjectsApi, kind: str, plural: str, name: str, namespace: str, *, missing: int
+    kube: Kube, kind: str, name: str, namespace: str, *, missing: int
 ) -> dict[str, Any]:
     """One of Duet's objects; CommandError with exit code `missing` when there is none."""
-    try:
-        found: dict[str, Any] = await custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, plural, name
-        )
-    except ApiException as e:
-        if e.status == 404:
-            raise CommandError(
-                f"{kind} {name} not found in namespace {namespace}", missing
-            ) from None
-        raise
+    found = await kube.get(API_VERSION, kind, name, namespace)
+    if found is None:
+        raise CommandError(f"{kind} {name} not found in namespace {namespace}", missing)
     return found
 
 
 def run(command: Coroutine[Any, Any, T], *, api_error: int) -> T:
-    """Run `command`; a CommandError or a refusal of the API server (exit code `api_error`)
-    ends the process with one line on stderr."""
+    """Run `command`; a CommandError, a refusal of the API server or no answer from it (exit
+    code `api_error`) ends the process with one line on stderr."""
     try:
         return asyncio.run(command)
     except CommandError as e:
         typer.echo(f"duet: {e}", err=True)
         raise typer.Exit(e.code) from None
-    except ApiException as e:
-        typer.echo(f"duet: the API server refused: {e.status} {e.reason}", err=True)
+    except KubeError as e:
+        typer.echo(f"duet: the API server refused: {e}", err=True)
+        raise typer.Exit(api_error) from None
+    except (KubeUnreachableError, ConfigError) as e:
+        typer.echo(f"duet: {e}", err=True)
         raise typer.Exit(api_error) from None

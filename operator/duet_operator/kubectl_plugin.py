@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio.client import CustomObjectsApi
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from duet_agents.query.settings import DEFAULT_PORT
@@ -29,13 +27,15 @@ from duet_operator import __version__
 from duet_operator.approve_command import approve
 from duet_operator.cli import plan
 from duet_operator.cluster_commands import (
+    API_VERSION,
     CommandError,
-    cluster_api,
+    cluster,
     current_namespace,
     get_custom,
     run,
 )
-from duet_operator.models import GROUP, VERSION, QueryAgent
+from duet_operator.kube.client import KindMissingError
+from duet_operator.models import QueryAgent
 from duet_operator.models.backup import (
     BackupComponent,
     BackupDeletionPolicy,
@@ -114,29 +114,20 @@ def error_message(status: int | None, body: str) -> str:
 
 async def ask_agent(name: str, question: str, namespace: str) -> tuple[str, dict[str, Any]]:
     """The agent that answered and its answer. PluginError when there is none or it refused."""
-    async with cluster_api() as api:
-        listed = await CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "queryagents"
-        )
+    async with cluster() as kube:
+        listed = await kube.list_objects(API_VERSION, "QueryAgent", namespace)
         try:
-            agents = [QueryAgent.model_validate(i) for i in listed.get("items", [])]
+            agents = [QueryAgent.model_validate(i) for i in listed]
         except ValidationError as e:
             raise CommandError(f"a QueryAgent does not match this duet: {e}", EXIT_API) from None
         agent = resolve_agent(name, agents, namespace)
-        try:
-            response = await api.call_api(
-                proxy_path(agent, namespace, "v1/ask"),
-                "POST",
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body={"question": question},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=ASK_TIMEOUT_SECONDS,
-            )
-            status, text = response.status, (await response.read()).decode()
-        except ApiException as e:
-            status = e.status
-            text = e.body.decode() if isinstance(e.body, bytes) else str(e.body or "")
+        response = await kube.request(
+            "POST",
+            proxy_path(agent, namespace, "v1/ask"),
+            body={"question": question},
+            timeout=ASK_TIMEOUT_SECONDS,
+        )
+        status, text = response.status_code, response.text
     if not 200 <= status < 300:
         # 403 and 422 come from the agent: it cannot answer that; else it is unreachable.
         code = EXIT_UNANSWERED if status in (403, 422) else EXIT_API
@@ -161,24 +152,17 @@ def backup_object(
 
 
 async def create_backup(backup: DataPlatformBackup, namespace: str) -> None:
-    async with cluster_api() as api:
-        custom = CustomObjectsApi(api)
+    async with cluster() as kube:
         platform = backup.spec.platform_ref.name
-        await get_custom(
-            custom, "DataPlatform", "dataplatforms", platform, namespace, missing=EXIT_USAGE
-        )
+        await get_custom(kube, "DataPlatform", platform, namespace, missing=EXIT_USAGE)
         try:
-            await custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, "dataplatformbackups", backup.wire()
-            )
-        except ApiException as e:
-            if e.status == 404:
-                raise CommandError(
-                    "the DataPlatformBackup kind is not installed in this cluster"
-                    " (kubectl apply -f crds/, or upgrade the chart)",
-                    EXIT_API,
-                ) from None
-            raise
+            await kube.create(backup.wire(), namespace)
+        except KindMissingError:
+            raise CommandError(
+                "the DataPlatformBackup kind is not installed in this cluster"
+                " (kubectl apply -f crds/, or upgrade the chart)",
+                EXIT_API,
+            ) from None
 
 
 @app.callback()

@@ -111,6 +111,9 @@ def run(config: OperatorSettings, kubeconfig: str | None = None) -> None:
     # client libraries would also log each failed attempt, every probe interval.
     logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    # httpx2 logs every request at INFO: each apply and read of kube/client.py (and of the
+    # model SDKs), thousands a minute in a burst, and none of it news.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
 

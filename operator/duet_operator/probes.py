@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,7 +44,7 @@ from duet_agents.healer.probes import (
 from duet_agents.healer.readings import component_of, has_component
 from duet_agents.query.engines import InvalidURLError, parse_url
 from duet_agents.query.engines.urls import DatabaseURL, Scheme
-from duet_operator.kube.client import Kube, KubeError, Manifest
+from duet_operator.kube.client import Kube, KubeError, KubeUnreachableError, Manifest
 from duet_operator.models import DataPlatform
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.naming import Names
@@ -411,7 +410,7 @@ class DatabaseProbes:
                     limit_bytes=settings.log_lines * 4096,
                     timeout=settings.timeout_seconds,
                 )
-        except (KubeError, TimeoutError, aiohttp.ClientError, OSError) as e:
+        except (KubeError, KubeUnreachableError, TimeoutError, OSError) as e:
             log.info("no previous log of %s/%s: %s", crash.pod, crash.container, clip(str(e)))
             return None
         return log_excerpt(crash.pod, crash.container, text, settings.log_lines)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from duet_operator.kube.client import ApiException, Kube, KubeError
+from duet_operator.kube.client import Kube, KubeError
 from duet_operator.models import API_VERSION, DataPlatform
 from duet_operator.models.common import SecretKeyRef
 from duet_operator.models.queryagent import (
@@ -121,8 +121,6 @@ class QueryAgentReconciler:
                 applied = await self.kube.apply_all(build_query_agent(agent, self.render_config))
             except KubeError as e:
                 problem = Problem(Reason.APPLY_FAILED, f"applying the query server failed: {e}")
-            except ApiException as e:
-                problem = Problem(Reason.APPLY_FAILED, f"applying failed: {e.status} {e.reason}")
             else:
                 deployment = next(m for m in applied if m["kind"] == "Deployment")
         return await self.report(agent, problem, deployment)

@@ -27,7 +27,7 @@ from duet_agents.planner.errors import PlanningError
 from duet_agents.planner.models import PlatformDesign
 from duet_operator import credentials, metrics, rollout
 from duet_operator.drift import STAMP, drift_of, stamp, unchanged
-from duet_operator.kube.client import ApiException, Kube, KubeError, decoded
+from duet_operator.kube.client import Kube, KubeError, decoded
 from duet_operator.llm_metrics import Instrumented
 from duet_operator.membership import keeper_step
 from duet_operator.models import API_VERSION, DataPlatform
@@ -436,8 +436,6 @@ class Reconciler:
             if e.target.startswith("Secret/"):
                 return [], f"applying {e.target} failed: {e.code} {e.reason}"
             return [], f"applying the platform's objects failed: {e}"
-        except ApiException as e:
-            return [], f"applying the platform's objects failed: {e.status} {e.reason}"
         return applied, None
 
     async def grow_volumes(self, names: Names, design: PlatformDesign) -> str | None:

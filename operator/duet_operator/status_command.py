@@ -15,17 +15,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from kubernetes_asyncio.client import CustomObjectsApi
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from duet_operator.cluster_commands import (
+    API_VERSION,
     CommandError,
-    cluster_api,
+    cluster,
     current_namespace,
     get_custom,
     run,
 )
-from duet_operator.models import GROUP, VERSION, DataPlatform, Remediation
+from duet_operator.models import DataPlatform, Remediation
 
 EXIT_NOT_FOUND = 2
 EXIT_API = 1
@@ -203,17 +203,12 @@ def _iso(when: datetime | None) -> str | None:
 
 
 async def read_status(name: str, namespace: str) -> PlatformStatus:
-    async with cluster_api() as api:
-        custom = CustomObjectsApi(api)
-        found = await get_custom(
-            custom, "DataPlatform", "dataplatforms", name, namespace, missing=EXIT_NOT_FOUND
-        )
-        listed = await custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "remediations"
-        )
+    async with cluster() as kube:
+        found = await get_custom(kube, "DataPlatform", name, namespace, missing=EXIT_NOT_FOUND)
+        listed = await kube.list_objects(API_VERSION, "Remediation", namespace)
     try:
         platform = DataPlatform.model_validate(found)
-        remediations = [Remediation.model_validate(item) for item in listed.get("items", [])]
+        remediations = [Remediation.model_validate(item) for item in listed]
     except ValidationError as e:
         raise CommandError(
             f"the cluster's objects do not match this version of duet: {e.errors()[0]['msg']}",

@@ -123,6 +123,10 @@ def test_a_platform_is_planned_provisioned_and_ready(
     secret = core.read_namespaced_secret("web-clickhouse-credentials", namespace)
     password = base64.b64decode(secret.data["admin-password"]).decode()
     assert password not in str(platform)
+    log = duet_operator.log_path.read_text(errors="replace")
+    assert password not in log
+    # Requests to the API server are not logged one by one (httpx2 would, at INFO).
+    assert "HTTP Request:" not in log
     assert "duet_reconcile_total" in duet_operator.metrics()
 
 

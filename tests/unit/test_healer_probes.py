@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient, Configuration
 from pydantic import SecretStr
 
 from duet_agents.healer import Observation, Thresholds, detect
@@ -550,7 +549,13 @@ async def fake_api_server() -> AsyncIterator[tuple[str, list[str]]]:
         body = f'starting\n{{"level": "fatal", "msg": "bad config"}}\nPASSWORD={PASSWORD}\n'
         return web.Response(text=body)
 
+    async def discovery(_: web.Request) -> web.Response:
+        pods = {"name": "pods", "kind": "Pod", "namespaced": True}
+        log = {"name": "pods/log", "kind": "Pod", "namespaced": True}
+        return web.json_response({"kind": "APIResourceList", "resources": [pods, log]})
+
     app = web.Application()
+    app.router.add_get("/api/v1", discovery)
     app.router.add_get("/api/v1/namespaces/{namespace}/pods/{pod}/log", pod_log)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -564,8 +569,7 @@ async def fake_api_server() -> AsyncIterator[tuple[str, list[str]]]:
 
 
 def kube_at(host: str) -> Kube:
-    # Logs need only the typed API; the dynamic client (discovery) is not used by them.
-    return Kube(ApiClient(Configuration(host=host)), cast(Any, None))
+    return Kube.for_server(host)
 
 
 @pytest.mark.anyio
