@@ -8,6 +8,10 @@ cleanup keeps the records, so the data is never left without one; the next pass 
 again. A location that is not a run of the platform on its target (edited, or from an older
 target) is refused and its record kept.
 
+The same Job prunes PostgreSQL's WAL archive before the oldest base backup still kept
+(`wal_keep_from`): every backup of the platform counts, on-demand ones too, since a restore
+from any of them replays the archive from its start.
+
 Pure parts first (the plan of a pass, what a cleanup Job says), then `Retention`, which makes
 the kube calls.
 """
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from duet_agents.backup.layout import Component, parse_stamp
 from duet_agents.backup.retention import BackupRecord, expired
 from duet_operator.job_pods import JOB_UID_LABEL, failure_detail, job_condition
 from duet_operator.kube.client import Kube
@@ -128,6 +133,69 @@ def retention_plan(
     return plan
 
 
+def platform_backups(
+    backups: Iterable[Mapping[str, Any]], platform: str
+) -> list[Mapping[str, Any]]:
+    """The backups of `platform` among a namespace's: its scheduled runs and the on-demand
+    ones that name it."""
+    found = []
+    for body in backups:
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        ref = ((body.get("spec") or {}).get("platformRef") or {}).get("name")
+        if labels.get(SCHEDULED_LABEL) == platform or ref == platform:
+            found.append(body)
+    return found
+
+
+def scheduled_backups(
+    backups: Iterable[Mapping[str, Any]], platform: str
+) -> list[Mapping[str, Any]]:
+    return [
+        b
+        for b in backups
+        if ((b.get("metadata") or {}).get("labels") or {}).get(SCHEDULED_LABEL) == platform
+    ]
+
+
+def wal_keep_from(
+    backups: Sequence[Mapping[str, Any]], plan: RetentionPlan, platform: str, target: BackupTarget
+) -> tuple[str | None, str]:
+    """The run before whose start the WAL archive may be pruned once `plan` is carried out,
+    and why; (None, why not) when no such run is known. `backups` are all of the platform's
+    (`platform_backups`): those the plan lets go do not count, nor do failed ones (not
+    restorable), ones being deleted, ones without PostgreSQL, or ones elsewhere than on
+    `target` (another archive). The oldest of the rest, by its run's stamp, must have
+    completed: an older one still running needs the WAL from its own start."""
+    gone = {run.record for run in plan.clean} | set(plan.forget)
+    kept: list[tuple[str, str]] = []  # (stamp, run path)
+    running: list[tuple[datetime, str]] = []
+    for record in backups:
+        meta = record.get("metadata") or {}
+        name = str(meta.get("name"))
+        components = (record.get("spec") or {}).get("components") or [Component.POSTGRES]
+        if name in gone or meta.get("deletionTimestamp") or Component.POSTGRES not in components:
+            continue
+        status = record.get("status") or {}
+        phase = status.get("phase")
+        if phase == "Completed":
+            try:
+                path = run_path(platform, target, str(status.get("location") or ""))
+            except ValueError:
+                continue
+            kept.append((path.rpartition("/")[2], path))
+        elif phase != "Failed":
+            started = timestamp(status.get("startedAt")) or timestamp(meta.get("creationTimestamp"))
+            if started is not None:
+                running.append((started, name))
+    if not kept:
+        return None, "no completed backup with PostgreSQL is kept on the target"
+    stamp, oldest = min(kept)
+    older = sorted(name for started, name in running if started <= parse_stamp(stamp))
+    if older:
+        return None, f"{older[0]}, older than the oldest backup kept, is still running"
+    return oldest, "the oldest backup kept"
+
+
 # -- what a cleanup Job says -------------------------------------------------------------------
 
 
@@ -211,9 +279,9 @@ class Retention:
             return report
         name = platform.metadata.name
         namespace = platform.metadata.namespace or "default"
-        found = await self.kube.list_objects(
-            API_VERSION, KIND, namespace, f"{SCHEDULED_LABEL}={name}"
-        )
+        # Every backup in the namespace: the on-demand ones of the platform keep WAL too.
+        everything = await self.kube.list_objects(API_VERSION, KIND, namespace, "")
+        found = scheduled_backups(everything, name)
         plan = retention_plan(found, name, backup.target, backup.retention)
         forgotten = [
             n for n in plan.forget if await self.kube.delete(API_VERSION, KIND, n, namespace)
@@ -236,14 +304,32 @@ class Retention:
         if running:
             log.info("%s/%s: cleanup %s still runs; retention waits", namespace, name, running[0])
             return report
+        keep_from, why = None, "the platform has no PostgreSQL"
+        if design.postgres.enabled:
+            keep_from, why = wal_keep_from(
+                platform_backups(everything, name), plan, name, backup.target
+            )
         manifest = build_cleanup_job(
-            platform, design, self.render_config, self.config, runs=plan.clean, trigger=trigger
+            platform,
+            design,
+            self.render_config,
+            self.config,
+            runs=plan.clean,
+            trigger=trigger,
+            keep_wal_from=keep_from,
         )
         await self.kube.apply(manifest)
         records = _names([run.record for run in plan.clean])
+        wal = (
+            f"; it prunes the WAL archived before the start of {keep_from}, {why}"
+            if keep_from
+            else f"; the WAL archive is not pruned: {why}"
+        )
+        if keep_from is None:
+            log.info("%s/%s: WAL archive not pruned: %s", namespace, name, why)
         message = (
             f"Job {job_of(manifest)} deletes the data of {records};"
-            " the records go once it completes"
+            f" the records go once it completes{wal}"
         )
         report.events.append(Event("Normal", CleanupReason.STARTED, message))
         return report
@@ -294,8 +380,11 @@ __all__ = [
     "cleanup_failure",
     "job_of",
     "owner_platform",
+    "platform_backups",
     "platform_reference",
     "retention_plan",
     "retention_records",
+    "scheduled_backups",
     "timestamp",
+    "wal_keep_from",
 ]

@@ -8,6 +8,7 @@ which old backups retention lets go, and how their data is deleted (cleanup).
     expired(records, keep=7)
     run_directory("team/dp/clicks/20250301T020000Z", "team/dp/clicks")  # or ValueError
     wal_directory("team/dp/clicks")  # PostgreSQL's WAL archive (backup/wal.py)
+    backup_wal(manifest).cutoff()     # the first archived WAL file a backup needs (wal_prune.py)
 
 The operator renders these into Jobs and CronJobs (duet_operator/render/backup.py); see
 docs/backup.md.

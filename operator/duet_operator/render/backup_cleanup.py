@@ -8,6 +8,11 @@ directory; on S3, the uploader image, removing each run's prefix with the AWS CL
 are paths checked against the layout (`run_path`: a record's status.location, which users
 can edit, must name exactly one run of the platform on the target), passed as arguments to
 a fixed script (duet_agents.backup.cleanup), never spliced into it.
+
+Retention's Job also prunes PostgreSQL's WAL archive when it is given the oldest run still
+kept (`keep_wal_from`, a run path checked as the others): the same step then deletes the
+archived files before that run's base backup starts (duet_agents.backup.wal_prune), the run
+passed by environment, never spliced into the script either.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from duet_agents.backup.cleanup import PVC_SCRIPT, S3_SCRIPT, cleanup_command
 from duet_agents.backup.layout import platform_prefix, run_directory
+from duet_agents.backup.wal_prune import PVC_PRUNE_SCRIPT, S3_PRUNE_SCRIPT
 from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.models.backup import BackupTarget
@@ -45,6 +51,9 @@ DELETED_ANNOTATION = "duet.aidatalabs.ai/deleted-backup"
 # On a cleanup Job: the records of the runs it deletes, comma-separated; they are deleted
 # once it completes.
 EXPIRED_ANNOTATION = "duet.aidatalabs.ai/expired-backups"
+# The cleanup step's variable naming the oldest run kept, `<platform dir>/<stamp>`: the WAL
+# archived before its base backup's start is pruned.
+KEEP_FROM_ENV = "KEEP_FROM"
 
 
 @dataclass(frozen=True)
@@ -61,16 +70,19 @@ def run_path(platform: str, target: BackupTarget, location: str) -> str:
     not one run of `platform` on `target` (another claim or bucket, a path above or beside a
     run): the location comes from a record's status, which users can edit."""
     if target.s3:
-        scheme, where = "s3://", f"{target.s3.bucket}/"
-        platform_dir = platform_prefix(target.s3.prefix or "", platform)
+        head = f"s3://{target.s3.bucket}/"
     else:
         assert target.pvc is not None
-        scheme, where = "pvc://", f"{target_claim(platform, target.pvc)}/"
-        platform_dir = platform
-    head = scheme + where
+        head = f"pvc://{target_claim(platform, target.pvc)}/"
+    platform_dir = _platform_dir(platform, target)
     if not location.startswith(head):
         raise ValueError(f"{location!r} is not on the platform's backup target ({head})")
     return run_directory(location.removeprefix(head), platform_dir)
+
+
+def _platform_dir(platform: str, target: BackupTarget) -> str:
+    """The platform's directory on the target: under the bucket's prefix, or the claim's root."""
+    return platform_prefix(target.s3.prefix or "", platform) if target.s3 else platform
 
 
 def cleanup_job_name(platform: str, runs: Sequence[ExpiredRun], trigger: str) -> str:
@@ -95,20 +107,27 @@ def build_cleanup_job(
     *,
     runs: Sequence[ExpiredRun],
     trigger: str,
+    keep_wal_from: str | None = None,
 ) -> o.Manifest:
     """The Job that deletes what `runs` wrote on the platform's backup target, owned by the
-    platform. Raises ValueError without spec.backup or runs (nothing it could delete)."""
+    platform, and with `keep_wal_from` (the oldest run kept, as `run_path` gives it) prunes
+    the WAL archive before that run's start. Raises ValueError without spec.backup or runs
+    (nothing it could delete), or with a `keep_wal_from` that is not a run of the platform."""
     if platform.spec.backup is None or not runs:
         raise ValueError(f"platform {platform.metadata.name} has no expired runs to clean up")
+    target = platform.spec.backup.target
+    if keep_wal_from is not None:
+        run_directory(keep_wal_from, _platform_dir(platform.metadata.name, target))
     job = _cleanup_job(
         platform,
         design,
         config,
         backup_config,
-        target=platform.spec.backup.target,
+        target=target,
         paths=[run.path for run in runs],
         name=cleanup_job_name(platform.metadata.name, runs, trigger),
         component=CLEANUP,
+        keep_wal_from=keep_wal_from,
     )
     job["metadata"]["annotations"] = {EXPIRED_ANNOTATION: ",".join(run.record for run in runs)}
     return job
@@ -159,25 +178,29 @@ def _cleanup_job(
     paths: list[str],
     name: str,
     component: str,
+    keep_wal_from: str | None = None,
 ) -> o.Manifest:
-    """A Job, owned by the platform, whose one step deletes `paths` on `target`."""
+    """A Job, owned by the platform, whose one step deletes `paths` on `target`, then prunes
+    the WAL archive before `keep_wal_from` when given."""
     platform_name = platform.metadata.name
     meta_labels = labels(platform_name, APP, component)
     volumes: list[dict[str, Any]]
     if target.s3:
         image = backup_config.uploader_image
-        command = cleanup_command(S3_SCRIPT, paths)
+        command = cleanup_command(S3_SCRIPT + (S3_PRUNE_SCRIPT if keep_wal_from else ""), paths)
         env = [{"name": "BUCKET", "value": target.s3.bucket}, *aws_env(target.s3)]
         volumes = [{"name": "work", "emptyDir": {}}]
         mounts = [{"name": "work", "mountPath": WORK}]
     else:
         assert target.pvc is not None
         image = f"{config.clickhouse_image}:{design.clickhouse.version}"
-        command = cleanup_command(PVC_SCRIPT, paths)
+        command = cleanup_command(PVC_SCRIPT + (PVC_PRUNE_SCRIPT if keep_wal_from else ""), paths)
         env = [{"name": "BACKUP_ROOT", "value": MOUNT}]
         claim = target_claim(platform_name, target.pvc)
         volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": claim}}]
         mounts = [{"name": "backups", "mountPath": MOUNT}]
+    if keep_wal_from:
+        env.append({"name": KEEP_FROM_ENV, "value": keep_wal_from})
     container = {
         "name": "cleanup",
         "image": image,
