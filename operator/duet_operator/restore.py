@@ -114,7 +114,8 @@ def _source(
     name = backup.metadata.name
     target = platform.spec.backup.target if platform.spec.backup is not None else None
     asked = platform.spec.restore_from
-    replay = asked is None or asked.postgres_recovery is PostgresRecovery.LATEST
+    replay = asked is None or asked.postgres_recovery is not PostgresRecovery.BACKUP
+    target_time = asked.recovery_target_time if asked is not None else None
     hint = (
         f"backup {name} is at {location}, and the platform reads backups only where its"
         " spec.backup.target says (its ClickHouse servers are configured for it):"
@@ -134,6 +135,7 @@ def _source(
                 directory=f"{run}/{Component.POSTGRES.value}",
                 claim=claim,
                 replay_archive=replay,
+                recovery_target_time=target_time,
             ),
         )
     assert target.s3 is not None
@@ -152,6 +154,7 @@ def _source(
             s3=s3,
             downloader_image=backup_config.uploader_image,
             replay_archive=replay,
+            recovery_target_time=target_time,
         ),
     )
 

@@ -151,6 +151,20 @@ def test_the_crds_take_backups_and_refuse_two_targets(custom: Any, namespace: st
     }
     made = create(custom, namespace, "dataplatforms", dp)
     assert made["spec"]["backup"]["retention"] == 7
+    # Point-in-time recovery: Time names its moment, and only Time takes one.
+    timed = {"backup": "b1", "postgresRecovery": "Time"}
+    for restore_from in (timed, {"backup": "b1", "recoveryTargetTime": "2025-03-01T14:30:00Z"}):
+        body = dp | {
+            "metadata": {"name": "clicks-pitr"},
+            "spec": dp["spec"] | {"restoreFrom": restore_from},
+        }
+        with pytest.raises(client.ApiException) as refused:
+            create(custom, namespace, "dataplatforms", body)
+        assert "recoveryTargetTime is required with postgresRecovery Time" in refused.value.body
+    timed["recoveryTargetTime"] = "2025-03-01T14:30:00Z"
+    body = dp | {"metadata": {"name": "clicks-pitr"}, "spec": dp["spec"] | {"restoreFrom": timed}}
+    made = create(custom, namespace, "dataplatforms", body)
+    assert made["spec"]["restoreFrom"]["recoveryTargetTime"] == "2025-03-01T14:30:00Z"
     bad = dp | {"spec": dp["spec"] | {"backup": {"schedule": "every day", "target": {}}}}
     with pytest.raises(client.ApiException) as refused:
         create(custom, namespace, "dataplatforms", bad)

@@ -9,6 +9,12 @@ the backup Job's own steps; rows written after it; `pg_switch_wal()`; one pass o
 target; then the restoring StatefulSet's init steps (S3: `restore-download`, which fetches the
 archive too; both: `restore`, which unpacks, replays the archive to its end and promotes) into
 an empty data volume, and a server started on it holds the rows written after the backup.
+Pruning, per target: two base backups with WAL switches between them, the second on timeline 2
+(the server restarted through archive recovery, as after a failover), the archive filled by
+the sidecar; retention's rendered cleanup step, keeping the second, deletes the first run and
+exactly the files `prunable` names (timeline 1's segments, its partial one, the first backup's
+history file), keeps `00000002.history` and another database's directory; a Latest restore
+from the second backup still brings back every row.
 Also: archive_command is idempotent and refuses a different content; the sidecar keeps what
 it could not move (a wrong key, a different content already on the target); an archive with
 a hole is refused by the restore rather than half recovered.
@@ -26,17 +32,25 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from duet_operator.models import DataPlatform
+from duet_agents.backup import stamp
+from duet_agents.backup.wal_prune import BackupWal, backup_wal, prunable
+from duet_operator.models import DataPlatform, DataPlatformBackup
 from duet_operator.models.backup import BackupTarget
-from duet_operator.render.backup import build_backup_job, describe_location
+from duet_operator.render.backup import (
+    ExpiredRun,
+    build_backup_job,
+    build_cleanup_job,
+    describe_location,
+)
 from duet_operator.render.backup_pod import BACKUP_UID
 from duet_operator.render.postgres import (
     CONFIG_DIR,
@@ -57,6 +71,7 @@ from tests.integration.test_backup_s3 import (
     NAMESPACE,
     PLATFORM,
     PREFIX,
+    RUN_AT,
     STAMP,
     HostRun,
     host_path,
@@ -124,16 +139,30 @@ def chown_tree(path: Path) -> None:
         os.chown(item, uid, gid)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
     """The platform's primary, as its pod runs it: the rendered archive settings, the
-    ConfigMap's files in `config`, the data volume (spool beside PGDATA) in `volume`."""
+    ConfigMap's files in `config`, the data volume (spool beside PGDATA) in `volume`.
+    `restart(**settings)` stops the server and starts it again (with `settings` besides the
+    archive's), returning the new one."""
 
     server: PostgresServer
     config: Path
     volume: Path
     base: Path
     prefix: list[str]
+    restart: Callable[..., PostgresServer]
+
+    def new_timeline(self) -> None:
+        """What a failover does to the archive: the server stops, and starts again through
+        archive recovery (nothing to restore: recovery ends at once) and promotes, beginning
+        timeline 2, whose history file and partial last segment of timeline 1 it archives."""
+        signal_file = self.volume / "pgdata" / "recovery.signal"
+        self.server = self.restart(_touch=str(signal_file), restore_command="false")
+        with self.server.admin() as conn:
+            row = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()
+        assert row is not None
+        assert int(str(row[0])) >= 2
 
     @property
     def spool(self) -> Path:
@@ -181,7 +210,7 @@ def archiving_source(bin_dir: Path, files: Mapping[str, str]) -> Iterator[Source
     password = "source-super-pw"
     (base / "password").write_text(password + "\n")
     chown_tree(base)
-    process = None
+    processes: list[subprocess.Popen[bytes]] = []
     try:
         subprocess.run(
             [
@@ -199,33 +228,45 @@ def archiving_source(bin_dir: Path, files: Mapping[str, str]) -> Iterator[Source
         assert set(settings) == {"archive_mode", "archive_timeout", "archive_command"}
         assert str(config) in settings["archive_command"]
         assert str(volume / SPOOL_NAME) in settings["archive_command"]
-        process, port = start_postgres(
-            bin_dir,
-            volume / "pgdata",
-            base,
-            base / "source.log",
-            prefix,
-            wal_level="replica",
-            **settings,
-        )
-        server = PostgresServer("127.0.0.1", port, password, bin_dir, base)
 
-        def accepts() -> bool:
-            if process is not None and process.poll() is not None:
-                raise RuntimeError((base / "source.log").read_text(errors="replace")[-4000:])
-            with server.admin() as conn:
-                conn.execute("SELECT 1")
-            return True
+        def start(_touch: str | None = None, **extra: str) -> PostgresServer:
+            if processes:
+                _stop(processes.pop())
+            if _touch:
+                Path(_touch).touch()
+                chown_tree(Path(_touch))
+            process, port = start_postgres(
+                bin_dir,
+                volume / "pgdata",
+                base,
+                base / "source.log",
+                prefix,
+                wal_level="replica",
+                **settings,
+                **extra,
+            )
+            processes.append(process)
+            server = PostgresServer("127.0.0.1", port, password, bin_dir, base)
 
-        wait_until(accepts, timeout=60, what="the archiving server", ignore=(psycopg.Error,))
+            def accepts() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError((base / "source.log").read_text(errors="replace")[-4000:])
+                with server.admin() as conn:
+                    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+                return row is not None and row[0] is False
+
+            wait_until(accepts, timeout=60, what="the archiving server", ignore=(psycopg.Error,))
+            return server
+
+        server = start()
         with server.admin() as conn:
             conn.execute(
                 f"CREATE ROLE replicator WITH REPLICATION LOGIN PASSWORD '{REPLICATION_PASSWORD}'"
             )
             conn.execute("CREATE DATABASE shop")
-        yield Source(server, config, volume, base, prefix)
+        yield Source(server, config, volume, base, prefix, start)
     finally:
-        if process is not None:
+        for process in processes:
             _stop(process)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -256,13 +297,21 @@ def as_backup_uid() -> list[str]:
 
 
 def base_backup(
-    source: Source, target: Mapping[str, Any], tools: str, secrets: Any, claim: Path | None = None
+    source: Source,
+    target: Mapping[str, Any],
+    tools: str,
+    secrets: Any,
+    claim: Path | None = None,
+    run: DataPlatformBackup | None = None,
 ) -> None:
     """The backup Job's PostgreSQL step (into the claim, or scratch space and then its upload
-    step to S3), run against the source."""
+    step to S3), run against the source, for the DataPlatformBackup `run` (`record()`'s, at
+    STAMP, by default)."""
     server = source.server
     work, termination = source.base / "work", source.base / "termination-log"
     work.mkdir(exist_ok=True)
+    # A Job's scratch space is its own: each run fixes its stamp anew.
+    (work / "stamp").unlink(missing_ok=True)
     chown_tree(work)
     rewrites = {
         "/work": str(work),
@@ -270,7 +319,7 @@ def base_backup(
         f"--host={NAMES.service_host(NAMES.postgres_rw)}": f"--host={server.host}",
         "--port=5432": f"--port={server.port}",
     } | ({"/backups": str(claim)} if claim else {})
-    steps = steps_of(build_backup_job(record(), owner(target), DESIGN, CONFIG))
+    steps = steps_of(build_backup_job(run or record(), owner(target), DESIGN, CONFIG))
     # Into the claim as the Job's uid, as in a pod: the restore step, as the server's uid,
     # reads what it wrote. Into scratch space as root, whose upload step reads it.
     as_user = as_backup_uid() if claim else []
@@ -297,10 +346,14 @@ def restore_into(
     secrets: Any,
     location: str,
     recovery: str = "Latest",
+    target_time: str | None = None,
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """The restoring StatefulSet's init steps for a new platform made from the run at
     `location`, as the operator renders them, run in order until one fails."""
-    restoring = owner(target, restoreFrom={"backup": "nightly", "postgresRecovery": recovery})
+    restore_from = {"backup": "nightly", "postgresRecovery": recovery}
+    if target_time is not None:
+        restore_from["recoveryTargetTime"] = target_time
+    restoring = owner(target, restoreFrom=restore_from)
     state = restore_step(
         restoring,
         DESIGN,
@@ -447,11 +500,13 @@ class ClaimRun:
         return sidecar_pass(self.sidecar, pod, {})
 
     def restore(
-        self, volume: Path, recovery: str = "Latest"
+        self, volume: Path, recovery: str = "Latest", target_time: str | None = None
     ) -> dict[str, subprocess.CompletedProcess[str]]:
         run = HostRun({DATA_DIR: str(volume), "/backups": str(self.claim)}, path=self.tools)
         location = f"pvc://{CLAIM}/{PLATFORM}/{STAMP}"
-        return restore_into(PVC_TARGET, volume, run, NEW_PLATFORM_PASSWORDS, location, recovery)
+        return restore_into(
+            PVC_TARGET, volume, run, NEW_PLATFORM_PASSWORDS, location, recovery, target_time
+        )
 
 
 NEW_PLATFORM_PASSWORDS = {
@@ -630,3 +685,231 @@ def test_archive_command_is_idempotent_and_refuses_a_different_content(tmp_path:
     assert refused.returncode == 1
     assert "different content" in refused.stderr
     assert spooled.read_bytes() != segment.read_bytes()  # the first one stays
+
+
+# -- pruning the archive (retention's cleanup step) -------------------------------------------
+
+SECOND_AT = RUN_AT + timedelta(days=1)
+SECOND = stamp(SECOND_AT)
+
+
+def second_record() -> DataPlatformBackup:
+    """The second base backup's DataPlatformBackup: a day after the first, its own stamp."""
+    first = record()
+    meta = first.metadata.model_copy(update={"name": "nightly-2", "creation_timestamp": SECOND_AT})
+    return first.model_copy(update={"metadata": meta})
+
+
+def prune_step(target: Mapping[str, Any], platform_dir: str) -> dict[str, Any]:
+    """Retention's cleanup step as rendered for a pass that lets the first run go and keeps
+    the second: it deletes the first run, then prunes the archive before the second."""
+    job = build_cleanup_job(
+        owner(target),
+        DESIGN,
+        CONFIG,
+        BACKUPS,
+        runs=[ExpiredRun("nightly", f"{platform_dir}/{STAMP}")],
+        trigger="nightly-3",
+        keep_wal_from=f"{platform_dir}/{SECOND}",
+    )
+    return steps_of(job)["cleanup"]
+
+
+def two_backups_across_a_timeline(
+    source: Source, backup: Callable[[DataPlatformBackup], None]
+) -> list[tuple[Any, ...]]:
+    """Rows and WAL switches around two base backups, the second on timeline 2 (as after a
+    failover); returns every row written."""
+    server = source.server
+    write(server, 1, 100)
+    source.switch_and_archive()
+    backup(record())
+    write(source.server, 101, 200)
+    source.switch_and_archive()
+    write(source.server, 201, 300)
+    source.switch_and_archive()
+    source.new_timeline()
+    write(source.server, 301, 400)
+    source.switch_and_archive()
+    backup(second_record())
+    write(source.server, 401, 500)
+    source.switch_and_archive()
+    return rows(source.server)
+
+
+def check_the_cutoff(source: Source, manifest: str) -> BackupWal:
+    """The second backup's start, from its manifest, and the segment PostgreSQL itself names
+    for it (pg_walfile_name: the same, as a backup never starts at a segment's first byte)."""
+    wal = backup_wal(manifest)
+    assert wal.timeline == 2
+    with source.server.admin() as conn:
+        row = conn.execute(
+            "SELECT pg_walfile_name(%s::pg_lsn)",
+            [f"{wal.start >> 32:X}/{wal.start & 0xFFFFFFFF:X}"],
+        ).fetchone()
+    assert row is not None
+    assert row[0] == wal.cutoff()
+    return wal
+
+
+def test_pruning_a_claims_archive_keeps_what_the_kept_backup_needs(bin_dir: Path) -> None:
+    with claim_source(bin_dir) as c:
+        source = c.source
+        expected = two_backups_across_a_timeline(
+            source,
+            lambda run: base_backup(
+                source, PVC_TARGET, c.tools, SOURCE_SECRETS, claim=c.claim, run=run
+            ),
+        )
+        moved = c.sidecar_pass()
+        assert moved.returncode == 0, moved.stderr
+        system = source.system_identifier()
+        archive = c.claim / PLATFORM / "wal" / system
+        before = sorted(p.name for p in archive.iterdir())
+        assert "00000002.history" in before
+        manifest = (c.claim / PLATFORM / SECOND / "postgres" / "backup_manifest").read_text()
+        wal = check_the_cutoff(source, manifest)
+        doomed = prunable(before, wal.cutoff())
+        # Timeline 1's segments, its partial last one, the first backup's history file.
+        assert any(name.endswith(".partial") for name in doomed)
+        assert any(name.endswith(".backup") for name in doomed)
+        # Everything before the cutoff goes, but the history file.
+        earlier = [name for name in before if name < wal.cutoff() and name not in doomed]
+        assert earlier == ["00000002.history"]
+
+        # As the user the sidecar ran as here (in a pod both are the backup uid).
+        pod = HostRun({"/backups": str(c.claim)}, path=c.tools)
+        done = pod.run(prune_step(PVC_TARGET, PLATFORM), {})
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"deleted {PLATFORM}/{STAMP}" in done.stdout
+        assert f"pruned {len(doomed)} archived WAL files" in done.stdout
+        assert sorted(p.name for p in archive.iterdir()) == sorted(set(before) - set(doomed))
+        assert (archive / "00000002.history").is_file()
+        assert (archive / wal.cutoff()).is_file()
+
+        # The archive still serves the kept backup: a Latest restore brings every row back.
+        volume = new_volume(source, "restored")
+        run = HostRun({DATA_DIR: str(volume), "/backups": str(c.claim)}, path=c.tools)
+        location = f"pvc://{CLAIM}/{PLATFORM}/{SECOND}"
+        restored = restore_into(PVC_TARGET, volume, run, NEW_PLATFORM_PASSWORDS, location)
+        step = restored[RESTORE_STEP]
+        assert step.returncode == 0, step.stdout + step.stderr
+        assert "recovered to the end of the archive" in step.stdout
+        assert restored_rows(source, volume) == expected
+        assert len(expected) == 500
+
+
+def test_pruning_an_s3_archive_keeps_what_the_kept_backup_needs(
+    s3_server: S3Server, bin_dir: Path
+) -> None:
+    s3 = s3_server
+    target = s3_target(s3)
+    files, containers = rendered_postgres(owner(target))
+    with archiving_source(bin_dir, files) as source:
+        tools = host_path(s3.aws_cli.parent, source.server.bin_dir)
+        secrets = key_secret(s3) | SOURCE_SECRETS
+        expected = two_backups_across_a_timeline(
+            source, lambda run: base_backup(source, target, tools, secrets, run=run)
+        )
+        scratch = source.base / "sidecar-home"
+        scratch.mkdir()
+        pod = HostRun({DATA_DIR: str(source.volume), "/work": str(scratch)}, path=tools)
+        moved = sidecar_pass(containers[ARCHIVER], pod, key_secret(s3))
+        assert moved.returncode == 0, moved.stderr
+        archive = f"{PREFIX}/{PLATFORM}/wal/{source.system_identifier()}/"
+        before = sorted(k.removeprefix(archive) for k in s3.keys(archive))
+        assert "00000002.history" in before
+        manifest_key = f"{PREFIX}/{PLATFORM}/{SECOND}/postgres/backup_manifest"
+        fetched = source.base / "manifest"
+        s3.aws("s3", "cp", f"s3://{s3.bucket}/{manifest_key}", str(fetched))
+        wal = check_the_cutoff(source, fetched.read_text())
+        doomed = prunable(before, wal.cutoff())
+        assert doomed
+        # Another database's archive under the same platform (a platform made anew) stays.
+        other = f"{PREFIX}/{PLATFORM}/wal/42/000000010000000000000001"
+        s3.put({other: b"another database"})
+
+        cleanup = HostRun({"/work": str(scratch)}, path=tools)
+        done = cleanup.run(prune_step(target, f"{PREFIX}/{PLATFORM}"), key_secret(s3))
+
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"pruned {len(doomed)} archived WAL files" in done.stdout
+        assert sorted(k.removeprefix(archive) for k in s3.keys(archive)) == sorted(
+            set(before) - set(doomed)
+        )
+        assert other in s3.keys(f"{PREFIX}/{PLATFORM}/wal/42/")
+        assert s3.keys(f"{PREFIX}/{PLATFORM}/{STAMP}/") == set()
+        assert s3.secret_access_key not in done.stdout + done.stderr
+
+        volume = new_volume(source, "restored")
+        location = describe_location(PLATFORM, BackupTarget.model_validate(target), SECOND)
+        restored = restore_into(
+            target, volume, HostRun({DATA_DIR: str(volume)}, path=tools),
+            new_platform_secrets(s3), location,
+        )  # fmt: skip
+        assert restored[DOWNLOAD_STEP].returncode == 0, restored[DOWNLOAD_STEP].stderr
+        step = restored[RESTORE_STEP]
+        assert step.returncode == 0, step.stdout + step.stderr
+        assert restored_rows(source, volume) == expected
+        assert len(expected) == 500
+
+
+# -- point-in-time recovery (postgresRecovery Time) ---------------------------------------------
+
+
+def server_time(server: PostgresServer) -> str:
+    """The server's clock now, as RFC 3339 (what a user would write in recoveryTargetTime)."""
+    with server.admin() as conn:
+        row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    moment = row[0]
+    assert isinstance(moment, datetime)
+    return moment.astimezone(UTC).isoformat()
+
+
+def test_a_restore_to_a_point_in_time_holds_what_was_committed_before_it(bin_dir: Path) -> None:
+    with claim_source(bin_dir) as c:
+        server = c.source.server
+        write(server, 1, 100)
+        before_backup = server_time(server)
+        c.base_backup()
+        # The backup's end is known to the second (its history file): the target is later.
+        with server.admin() as conn:
+            conn.execute("SELECT pg_sleep(1.1)")
+        write(server, 101, 200)  # t1, committed before the target
+        at_target = rows(server)
+        with server.admin() as conn:
+            conn.execute("SELECT pg_sleep(0.2)")
+        target = server_time(server)
+        with server.admin() as conn:
+            conn.execute("SELECT pg_sleep(0.2)")
+        write(server, 201, 300)  # t2, after it
+        c.source.switch_and_archive()
+        assert c.sidecar_pass().returncode == 0
+
+        volume = new_volume(c.source, "restored")
+        done = c.restore(volume, recovery="Time", target_time=target)
+        step = done[RESTORE_STEP]
+        assert step.returncode == 0, step.stdout + step.stderr
+        assert "up to" in step.stdout
+        assert "recovered to" in step.stdout
+        assert restored_rows(c.source, volume) == at_target
+        assert len(at_target) == 200
+
+        # Before the backup ended: refused by the step, with nothing marked restored.
+        early = new_volume(c.source, "early")
+        refused = c.restore(early, recovery="Time", target_time=before_backup)[RESTORE_STEP]
+        assert refused.returncode != 0
+        assert "is before the base backup ended" in refused.stderr
+        assert "choose a later recoveryTargetTime" in refused.stderr
+        assert not (early / "duet-restored").exists()
+
+        # Past the archive's end: PostgreSQL 15 refuses it, and the step says what that means.
+        late = new_volume(c.source, "late")
+        future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        refused = c.restore(late, recovery="Time", target_time=future)[RESTORE_STEP]
+        assert refused.returncode != 0
+        assert "the archive ends before the recovery target" in refused.stderr
+        assert "recovery ended before configured recovery target was reached" in refused.stderr
+        assert not (late / "duet-restored").exists()

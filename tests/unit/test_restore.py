@@ -5,12 +5,13 @@ the rendered objects follow the condition."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from duet_agents.backup.wal import recovery_script, recovery_target
 from duet_operator.models import DataPlatform, DataPlatformBackup
 from duet_operator.models.backup import PostgresRecovery
 from duet_operator.observe import Readiness, expected_statefulsets, readiness
@@ -485,3 +486,66 @@ def test_a_missing_backup_is_a_warning() -> None:
         (e.type, e.reason) for e in transition_events(p.status, status)
     ]
     assert status.phase != "Ready"
+
+
+@pytest.mark.parametrize("target", [PVC, S3], ids=["pvc", "s3"])
+def test_postgres_recovery_time_replays_the_archive_up_to_the_target(
+    target: dict[str, Any],
+) -> None:
+    p = platform(
+        backup={"schedule": "@daily", "target": target},
+        restoreFrom={
+            "backup": "nightly",
+            "postgresRecovery": "Time",
+            "recoveryTargetTime": "2025-03-01T16:30:00.25+02:00",
+        },
+    )
+    location = LOCATION if target is PVC else S3_LOCATION
+    state = step(p, RestoreReading(record(location=location)))
+    pod = postgres_sts(restored_render(rendered(p), p, DESIGN, CONFIG, state))["spec"]["template"][
+        "spec"
+    ]
+    *download, restore = pod["initContainers"]
+    script = restore["command"][-1]
+    # In UTC, as PostgreSQL reads it; the archive fetched and read as for Latest.
+    assert "target=2025-03-01T14:30:00.250000+00:00" in script
+    assert 'recovery_target_time="$target"' in script
+    assert "recovery_target_inclusive=on" in script
+    assert "recovery_target_action=promote" in script
+    assert "restore_command=" in script
+    for fetch in download:
+        assert "WAL_SOURCE" in {e["name"] for e in fetch["env"]}
+
+
+def test_postgres_recovery_time_needs_a_target_time_and_only_it_takes_one() -> None:
+    asked = platform(
+        restoreFrom={
+            "backup": "nightly",
+            "postgresRecovery": "Time",
+            "recoveryTargetTime": "2025-03-01T14:30:00Z",
+        }
+    ).spec.restore_from
+    assert asked is not None
+    assert asked.postgres_recovery is PostgresRecovery.TIME
+    with pytest.raises(ValidationError, match="recoveryTargetTime is required"):
+        platform(restoreFrom={"backup": "nightly", "postgresRecovery": "Time"})
+    with pytest.raises(ValidationError, match="recoveryTargetTime is required"):
+        platform(restoreFrom={"backup": "nightly", "recoveryTargetTime": "2025-03-01T14:30:00Z"})
+    # RFC 3339: a time without its offset is refused, rather than read in some zone.
+    with pytest.raises(ValidationError, match="timezone"):
+        platform(
+            restoreFrom={
+                "backup": "nightly",
+                "postgresRecovery": "Time",
+                "recoveryTargetTime": "2025-03-01T14:30:00",
+            }
+        )
+
+
+def test_a_recovery_target_is_spliced_only_as_utc_digits() -> None:
+    moment = datetime(2025, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
+    assert recovery_target(moment) == "2025-03-01T14:00:00.000000+00:00"
+    with pytest.raises(ValueError, match="offset"):
+        recovery_target(datetime(2025, 3, 1, 9, 0))
+    script = recovery_script("/a", "/b", "/c", target_time=moment)
+    assert "-ge 1740837600 ]" in script

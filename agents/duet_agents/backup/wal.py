@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import UTC, datetime
 from typing import Final
 
 # `place FILE DEST MODE`, shared by the archive command and the claim's sidecar: FILE copied
@@ -170,10 +171,35 @@ def sidecar_command(script: str, *args: str) -> list[str]:
     return ["/bin/sh", "-c", script, SCRIPT_NAME, *args]
 
 
-def recovery_script(archive: str, pgdata: str, work: str, user: str = "postgres") -> str:
+def recovery_target(moment: datetime) -> str:
+    """`recovery_target_time` as PostgreSQL reads it: ISO 8601 in UTC, microseconds kept."""
+    if moment.tzinfo is None:
+        raise ValueError("a recovery target time needs its offset (RFC 3339)")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def recovery_script(
+    archive: str,
+    pgdata: str,
+    work: str,
+    user: str = "postgres",
+    target_time: datetime | None = None,
+) -> str:
     """A POSIX shell script that brings a just-unpacked base backup in `pgdata` to the end of
     the WAL archived under `archive` (`archive/<system identifier>/`), or leaves it as the
     backup was taken when there is none for this database.
+
+    With `target_time` (point-in-time recovery) it stops there instead: `recovery_target_time`
+    with `recovery_target_inclusive` (a transaction committed at exactly that moment is in) and
+    `recovery_target_action = 'promote'`. Then it fails, saying why, when the target cannot be
+    met: no archive for this database; a target before the base backup ended, or within the
+    second it ended (the end from the archive's `.backup` history file of this backup, to the
+    second, else its start from `backup_label`:
+    PostgreSQL 15 itself refuses this only when a transaction committed during the backup,
+    "requested recovery stop point is before consistent recovery point", and otherwise quietly
+    stops at the backup's end); a target past the archive's end (PostgreSQL 15: "recovery ended
+    before configured recovery target was reached"). The archive past the target is expected,
+    so the check for a hole past where recovery ended is not made.
 
     The server is started with recovery.signal, in the background, listening on a socket in
     `work` only (whose connections `user` makes, trusted by an hba file of its own there), with
@@ -193,19 +219,49 @@ def recovery_script(archive: str, pgdata: str, work: str, user: str = "postgres"
         if not _SAFE_PATH.fullmatch(path):
             raise ValueError(f"{path!r}: only letters, digits and / . _ - are allowed here")
     timeout = RECOVERY_TIMEOUT_SECONDS
+    target = recovery_target(target_time) if target_time is not None else ""
+    target_seconds = int(target_time.timestamp()) if target_time is not None else 0
     return f"""set -eu
 data={pgdata}
 work={work}
+target={target}
 system="$(od -A n -t u8 -N 8 "$data/global/pg_control" | tr -d ' \\n')"
 case "$system" in
   ''|*[!0-9]*) echo "cannot read the system identifier of $data" >&2; exit 1 ;;
 esac
 wal={archive}/"$system"
 if [ ! -d "$wal" ] || [ -z "$(ls -A "$wal")" ]; then
+  if [ -n "$target" ]; then
+    echo "no WAL archived for this database (system $system): it cannot be recovered to" \\
+      "$target, only restored as the backup was taken (postgresRecovery Backup)" >&2
+    exit 1
+  fi
   echo "no WAL archived for this database (system $system): restored as the backup was taken"
   exit 0
 fi
-echo "replaying the WAL archived in $wal to its end"
+if [ -n "$target" ]; then
+  # When the backup ended: its history file in the archive (STOP TIME), else when it began.
+  start="$(sed -n 's/^START WAL LOCATION: \\([^ ]*\\) .*/\\1/p' "$data/backup_label")"
+  history="$(grep -l "^START WAL LOCATION: $start " "$wal"/*.backup 2>/dev/null | head -n 1 || :)"
+  if [ -n "$history" ]; then
+    when="$(sed -n 's/^STOP TIME: //p' "$history")" what="ended"
+  else
+    when="$(sed -n 's/^START TIME: //p' "$data/backup_label")" what="began"
+  fi
+  # The history file says it to the second: a target within that second is refused too,
+  # rather than restored to the backup's end, a little later than asked.
+  if [ "$(date -u -d "$when" +%s)" -ge {target_seconds} ]; then
+    echo "the recovery target $target is before the base backup $what ($when, to the" \\
+      "second): a restore from it cannot go back before that; choose a later" \\
+      "recoveryTargetTime or an older backup" >&2
+    exit 1
+  fi
+  echo "replaying the WAL archived in $wal up to $target"
+  set -- -c recovery_target_time="$target" -c recovery_target_inclusive=on
+else
+  echo "replaying the WAL archived in $wal to its end"
+  set --
+fi
 rm -rf "$work"
 mkdir -p "$work"
 chmod 0700 "$work"
@@ -215,12 +271,21 @@ touch "$data/recovery.signal"
 postgres -D "$data" -c listen_addresses= -c unix_socket_directories="$work" \\
   -c hba_file="$work/pg_hba.conf" -c archive_mode=off -c hot_standby=off \\
   -c recovery_target_timeline=latest -c recovery_target_action=promote \\
-  -c restore_command="[ -f $wal/%f ] && cp $wal/%f %p" >"$work/recovery.log" 2>&1 &
+  -c restore_command="[ -f $wal/%f ] && cp $wal/%f %p" "$@" >"$work/recovery.log" 2>&1 &
 server=$!
 waited=0
 until [ "$(psql --host="$work" --username={user} --dbname=postgres --no-psqlrc --tuples-only \\
     --no-align --command='SELECT pg_is_in_recovery()' 2>/dev/null)" = f ]; do
   if ! kill -0 "$server" 2>/dev/null || [ "$waited" -ge {timeout} ]; then
+    if grep -q "recovery ended before configured recovery target was reached" \\
+        "$work/recovery.log"; then
+      echo "the archive ends before the recovery target $target: the WAL written up to it" \\
+        "is not archived (yet, or a file is missing); choose an earlier recoveryTargetTime," \\
+        "or wait for the archive to catch up" >&2
+    elif grep -q "before consistent recovery point" "$work/recovery.log"; then
+      echo "the recovery target $target is before the base backup ended: choose a later" \\
+        "recoveryTargetTime or an older backup" >&2
+    fi
     echo "archive recovery did not finish; the server said:" >&2
     tail -n 30 "$work/recovery.log" >&2
     kill -QUIT "$server" 2>/dev/null || :
@@ -255,6 +320,11 @@ per=$(( 0x100000000 / size ))
 # The file of the last byte replayed: a switch point at a file's very start leaves that
 # whole file unreplayed.
 ended=$(( (((0x${{lsn%/*}} << 32) + 0x${{lsn#*/}}) - 1) / size ))
+if [ -n "$target" ]; then
+  rm -rf "$work"
+  echo "recovered to $target: timeline $timeline ended at $lsn"
+  exit 0
+fi
 ls "$wal" | grep -x '[0-9A-F]\\{{24\\}}' | while read -r name; do
   tli="${{name%????????????????}}" segment="${{name#????????}}"
   [ $((0x$tli)) -ge "$timeline" ] || continue

@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, model_validator
 
 from duet_agents.backup.layout import Component
 from duet_agents.backup.schedule import CRON_PATTERN, check_cron
@@ -110,13 +110,27 @@ class PostgresRecovery(enum.StrEnum):
 
     LATEST = "Latest"
     BACKUP = "Backup"
+    TIME = "Time"
+
+
+RECOVERY_TARGET_TIME_ONLY_WITH_TIME = (
+    "recoveryTargetTime is required with postgresRecovery Time, and allowed only with it"
+)
 
 
 class RestoreFrom(CamelModel):
     """Create the platform's databases from a backup instead of empty. Read while the
     platform is made; once its condition Restored is True, ignored."""
 
-    model_config = validated_by(cel("self == oldSelf", RESTORE_FROM_FIXED))
+    model_config = validated_by(
+        cel("self == oldSelf", RESTORE_FROM_FIXED),
+        cel(
+            "(has(self.postgresRecovery) && self.postgresRecovery == 'Time')"
+            " == has(self.recoveryTargetTime)",
+            RECOVERY_TARGET_TIME_ONLY_WITH_TIME,
+            ".recoveryTargetTime",
+        ),
+    )
 
     backup: ObjectName = Field(
         description="A Completed DataPlatformBackup in the same namespace, written to the"
@@ -127,8 +141,25 @@ class RestoreFrom(CamelModel):
         description="Latest: PostgreSQL replays the WAL archived since the backup, to the end"
         " of the archive (the least loss, as CloudNativePG does). Backup: it stops where the"
         " base backup ends, the moment ClickHouse's part is restored to (to undo a change"
-        " made since). Without an archive both are the backup's moment.",
+        " made since). Without an archive both are the backup's moment. Time: it replays the"
+        " archive up to recoveryTargetTime (point-in-time recovery); a time before the"
+        " backup's end or past the archive's end fails the restore.",
     )
+    recovery_target_time: AwareDatetime | None = Field(
+        default=None,
+        description="With postgresRecovery Time (and only then): the moment PostgreSQL is"
+        " restored to, an RFC 3339 timestamp with its offset (2025-03-01T14:30:00Z);"
+        " transactions committed at exactly that moment are included. ClickHouse's part is"
+        " still the backup's moment.",
+    )
+
+    @model_validator(mode="after")
+    def _target_time_with_time(self) -> RestoreFrom:
+        if (self.postgres_recovery is PostgresRecovery.TIME) != (
+            self.recovery_target_time is not None
+        ):
+            raise ValueError(RECOVERY_TARGET_TIME_ONLY_WITH_TIME)
+        return self
 
 
 # -- DataPlatformBackup --------------------------------------------------------------------

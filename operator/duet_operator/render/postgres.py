@@ -20,6 +20,7 @@ import posixpath
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from duet_agents.backup.layout import WAL
@@ -352,8 +353,10 @@ class PostgresRestore:
     claim: str | None = None
     s3: S3Target | None = None
     downloader_image: str = ""
-    # Replay the WAL archived since the backup (restoreFrom.postgresRecovery Latest).
+    # Replay the WAL archived since the backup (restoreFrom.postgresRecovery Latest or Time).
     replay_archive: bool = True
+    # ... up to this moment only (postgresRecovery Time), not to the archive's end.
+    recovery_target_time: datetime | None = None
 
 
 def wal_archive_of(backup_dir: str) -> str:
@@ -368,11 +371,12 @@ def restore_init_script(
     *,
     cleanup: bool = False,
     wal_archive: str | None = None,
+    target_time: datetime | None = None,
 ) -> str:
     """Instance 0's first step while the platform is restored: unpack the backup into the
     empty data directory (`restore_script`, which refuses a non-empty one), replay the WAL
-    archived in `wal_archive` to its end when there is any for this database
-    (`recovery_script`, which promotes and checks the result), give the restored roles this
+    archived in `wal_archive` to its end (or to `target_time`) when there is any for this
+    database (`recovery_script`, which promotes and checks the result), give the restored roles this
     platform's passwords (the backup holds the old platform's), and leave a marker. A
     restarted pod finds the marker and starts on what it restored; the standbys clone instance
     0 as always. The passwords come from the environment and reach the server on stdin, in
@@ -402,7 +406,10 @@ def restore_init_script(
         f"( {restore_script(backup_dir, pgdata).strip()}",
         ")",
         *(
-            [f"( {recovery_script(wal_archive, pgdata, work, SUPERUSER).strip()}", ")"]
+            [
+                "( " + recovery_script(wal_archive, pgdata, work, SUPERUSER, target_time).strip(),
+                ")",
+            ]
             if wal_archive is not None
             else []
         ),
@@ -516,6 +523,7 @@ def restore_steps(
                     backup_dir,
                     cleanup=restore.s3 is not None,
                     wal_archive=wal_archive if restore.replay_archive else None,
+                    target_time=restore.recovery_target_time,
                 ),
             ],
             "env": [
