@@ -111,6 +111,7 @@ def test_restart_pod_names_the_pod_and_its_uid_and_fits_the_remediation_resource
         "target": "pod/web-clickhouse-0-1",
         "pod": "web-clickhouse-0-1",
         "uid": "uid-1",
+        "container": "clickhouse",
     }
     ActionSpec.model_validate({"type": plan.action.value, "parameters": plan.parameters})
 

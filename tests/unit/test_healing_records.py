@@ -138,6 +138,7 @@ def test_a_decision_becomes_a_remediation_owned_by_its_platform() -> None:
             "target": "pod/web-clickhouse-0-1",
             "pod": "web-clickhouse-0-1",
             "uid": "uid-web-clickhouse-0-1",
+            "container": "clickhouse",
         },
     }
     assert spec["diagnosis"] == decision.diagnosis.text

@@ -149,6 +149,7 @@ Rule = tuple[str, list[ActionType]]  # what the symptom means; the actions to tr
 class _Case:
     symptom: Symptom
     primary: bool  # the symptom is about the PostgreSQL primary
+    sidecar: str | None  # the failing container runs beside the database server: its name
     lost: bool  # out of service for longer than `replica_lost_after`
     restarted_at: datetime | None  # restartPod was applied to the pod within the window
 
@@ -172,6 +173,7 @@ def _rule(
     case = _Case(
         symptom=symptom,
         primary=pod is not None and pod.postgres_role is PostgresRole.PRIMARY,
+        sidecar=symptom.container if pod and pod.is_sidecar(symptom.container) else None,
         lost=now - symptom.first_seen >= t.replica_lost_after,
         restarted_at=(
             restarted_at if restarted_at and now - restarted_at < t.restart_window else None
@@ -181,6 +183,13 @@ def _rule(
 
 
 def _oom(case: _Case) -> Rule:
+    if case.sidecar:
+        return (
+            f"The sidecar {case.sidecar} needs more memory than its limit. Duet sets a"
+            " sidecar's memory, not the platform's design, so raising the database's memory"
+            " would not reach it.",
+            [],
+        )
     return (
         "The container needs more memory than its limit for what it is asked to do.",
         [A.RAISE_MEMORY, A.SCALE_OUT],
@@ -188,6 +197,8 @@ def _oom(case: _Case) -> Rule:
 
 
 def _crash_loop(case: _Case) -> Rule:
+    if case.sidecar:
+        return _sidecar(case)
     if case.restarted_at is None:
         return (
             "The kubelet's restarts of the container have not helped; a new pod starts clean,"
@@ -224,7 +235,27 @@ def _unschedulable(case: _Case) -> Rule:
     return ("The scheduler cannot place the pod; its message says why.", promote)
 
 
+def _sidecar(case: _Case) -> Rule:
+    """A sidecar failing: the database beside it is not, so its data and its role (primary,
+    replica) are not in question, and nothing beyond a restart of the pod is tried."""
+    if case.restarted_at is None:
+        return (
+            f"The sidecar {case.sidecar} fails, not the database server beside it; a new pod"
+            " starts it clean, possibly on another node.",
+            [A.RESTART_POD],
+        )
+    return (
+        f"The sidecar {case.sidecar} fails on its own, not the database server beside it."
+        + case.after_restart
+        + " Its log says why (for wal-archiver: the backup target's keys, bucket or claim);"
+        " no replica is rebuilt or promoted for a sidecar.",
+        [],
+    )
+
+
 def _not_ready(case: _Case) -> Rule:
+    if case.sidecar:
+        return _sidecar(case)
     since = when(case.symptom.first_seen)
     # Without a peer to rebuild from or a standby to promote, a restart is still worth a try.
     restart = [] if case.restarted_at else [A.RESTART_POD]

@@ -30,6 +30,17 @@ class Component(enum.StrEnum):
     POSTGRES = "postgres"
 
 
+# The container that runs each component's server in Duet's pods (operator render/clickhouse.py,
+# keeper.py, postgres.py). Any other is a sidecar beside it (PostgreSQL's exporter and
+# wal-archiver): its failure is its own, not the database's, and the design's memory is not
+# its memory.
+SERVER_CONTAINERS: dict[Component, str] = {
+    Component.CLICKHOUSE: "clickhouse",
+    Component.KEEPER: "keeper",
+    Component.POSTGRES: "postgres",
+}
+
+
 class PostgresRole(enum.StrEnum):
     PRIMARY = "primary"
     STANDBY = "standby"
@@ -88,6 +99,16 @@ class PodObservation(CamelModel):
 
     def container(self, name: str) -> ContainerObservation | None:
         return next((c for c in self.containers if c.name == name), None)
+
+    def is_sidecar(self, container: str | None) -> bool:
+        """Whether `container` runs beside the pod's database server rather than being it
+        (None, no container named: not a sidecar)."""
+        return container is not None and container != SERVER_CONTAINERS[self.component]
+
+    def server_first(self, containers: list[ContainerObservation]) -> list[ContainerObservation]:
+        """`containers` (some of this pod's) with the database server's first, the sidecars
+        after it in the pod's order: when the server fails too, it is the one to name."""
+        return sorted(containers, key=lambda c: self.is_sidecar(c.name))
 
 
 class ContainerTemplate(CamelModel):

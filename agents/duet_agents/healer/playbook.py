@@ -70,7 +70,9 @@ class RestartPod(Action):
         if symptom.type is SymptomType.REPLICATION_LAG and symptom.cause is not Cause.READ_ONLY:
             raise NotApplicableError("a restart does not make a lagging replica catch up")
         pod = _owned_pod(observation, symptom)
-        return {"target": pod.object, "pod": pod.name, "uid": pod.uid}
+        # The failing container, so that the record says which (a sidecar, say) is restarted.
+        culprit = {"container": symptom.container} if symptom.container else {}
+        return {"target": pod.object, "pod": pod.name, "uid": pod.uid} | culprit
 
     def _check(
         self, later: Observation, parameters: Mapping[str, str], applied_at: datetime
@@ -102,6 +104,7 @@ class RaiseMemory(Action):
         self, observation: Observation, symptom: Symptom, limits: Limits
     ) -> dict[str, str]:
         pod = _owned_pod(observation, symptom)
+        _not_a_sidecar(pod, symptom, "its memory is Duet's, not the design's")
         sts = _statefulset(observation, pod)
         container = symptom.container
         if container is None:
@@ -259,6 +262,7 @@ class ReplaceReplica(Action):
         if symptom.type is SymptomType.REPLICATION_LAG and symptom.cause is Cause.DELAY:
             raise NotApplicableError("a replica that is catching up is not broken")
         pod = _owned_pod(observation, symptom)
+        _not_a_sidecar(pod, symptom, "the replica's data is not in question")
         sts = _statefulset(observation, pod)
         claims = observation.claims_of(pod.name)
         if not claims:
@@ -337,6 +341,9 @@ class ScaleOut(Action):
     ) -> dict[str, str]:
         if symptom.component is not Component.CLICKHOUSE:
             raise NotApplicableError(f"only ClickHouse scales out, not {symptom.component}")
+        pod = observation.pod(symptom.pod)
+        if pod is not None:
+            _not_a_sidecar(pod, symptom, "more shards do not give it memory")
         shards = _shards(observation)
         if not shards:
             raise NotApplicableError("no ClickHouse shard StatefulSets were observed")
@@ -385,6 +392,7 @@ class PromotePostgresReplica(Action):
         primary = observation.pod(symptom.pod)
         if primary is None or primary.postgres_role is not PostgresRole.PRIMARY:
             raise NotApplicableError("the symptom is not about the PostgreSQL primary")
+        _not_a_sidecar(primary, symptom, "the primary itself is not failing")
         standby = _best_standby(observation, limits)
         return {"target": primary.object, "from": primary.name, "to": standby.name}
 
@@ -458,6 +466,13 @@ def _owned_pod(observation: Observation, symptom: Symptom) -> PodObservation:
     if pod.statefulset is None:
         raise NotApplicableError(f"pod {pod.name} has no StatefulSet to recreate it")
     return pod
+
+
+def _not_a_sidecar(pod: PodObservation, symptom: Symptom, why: str) -> None:
+    """Actions on the database (its memory, its data, its role) are not remedies for a
+    sidecar beside it failing."""
+    if pod.is_sidecar(symptom.container):
+        raise NotApplicableError(f"the failing container is the sidecar {symptom.container}: {why}")
 
 
 def _statefulset(observation: Observation, pod: PodObservation) -> StatefulSetObservation:

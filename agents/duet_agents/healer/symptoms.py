@@ -214,15 +214,21 @@ class _Scan:
     # -- pods --------------------------------------------------------------------------------------
 
     def pod(self, pod: PodObservation) -> Symptom | None:
-        oom = [c for c in pod.containers if c.oom_killed and self._oom_is_current(c)]
+        # The culprit is the first of the failing containers, the database server's first:
+        # a crash-looping sidecar is named as itself, not as the server it runs beside.
+        oom = pod.server_first(
+            [c for c in pod.containers if c.oom_killed and self._oom_is_current(c)]
+        )
         if oom:
             return self._oom(pod, oom)
-        crashing = [
-            c
-            for c in pod.containers
-            if c.waiting_reason == "CrashLoopBackOff"
-            and c.restart_count >= self.t.crash_loop_restarts
-        ]
+        crashing = pod.server_first(
+            [
+                c
+                for c in pod.containers
+                if c.waiting_reason == "CrashLoopBackOff"
+                and c.restart_count >= self.t.crash_loop_restarts
+            ]
+        )
         if crashing:
             return self._crash_loop(pod, crashing)
         if pod.phase == "Pending" and pod.unschedulable_reason == "Unschedulable":
@@ -241,7 +247,7 @@ class _Scan:
         first = containers[0]
         memory = f" at its {first.memory_limit} memory limit" if first.memory_limit else ""
         reason = (
-            f"container {first.name} was killed for running out of memory{memory} "
+            f"{_which(pod, first)} was killed for running out of memory{memory} "
             f"(exit code {first.last_terminated_exit_code or 137}); "
             f"{first.restart_count} restarts"
         )
@@ -260,7 +266,7 @@ class _Scan:
         first = containers[0]
         code = first.last_terminated_exit_code
         reason = (
-            f"container {first.name} keeps failing (last exit: "
+            f"{_which(pod, first)} keeps failing (last exit: "
             f"{first.last_terminated_reason or 'unknown'}, code {'?' if code is None else code})"
             f" and the kubelet backs off restarting it; {first.restart_count} restarts"
         )
@@ -313,14 +319,18 @@ class _Scan:
             )
         if self.now - since < threshold:
             return None
+        unready = pod.server_first([c for c in pod.containers if not c.ready])
+        culprit = unready[0] if unready else None
+        where = f" ({_which(pod, culprit)})" if culprit and cause is not Cause.NODE_LOST else ""
         return self.symptom(
             SymptomType.REPLICA_NOT_READY,
             cause,
             pod.object,
-            f"pod {pod.phase} but not Ready for {age(since, self.now)}: {why}",
+            f"pod {pod.phase} but not Ready for {age(since, self.now)}: {why}{where}",
             [*(_container_line(c) for c in pod.containers), *self._pod_lines(pod)],
             since=since,
             pod=pod,
+            container=culprit.name if culprit and cause is not Cause.NODE_LOST else None,
         )
 
     def _pod_lines(self, pod: PodObservation) -> list[str]:
@@ -517,6 +527,11 @@ class _Scan:
             statefulset=pod.statefulset if pod else None,
             claim=claim,
         )
+
+
+def _which(pod: PodObservation, container: ContainerObservation) -> str:
+    kind = "sidecar container" if pod.is_sidecar(container.name) else "container"
+    return f"{kind} {container.name}"
 
 
 def _container_line(c: ContainerObservation) -> str:
