@@ -288,7 +288,7 @@ class BackupRunner:
     ) -> None:
         self.kube = kube
         self.render_config = settings.render_config()
-        self.config = config or BackupConfig()
+        self.config = config or settings.backup_config()
         self.retention = Retention(kube, self.render_config, self.config)
         self.deletion = BackupDeletion(kube, self.render_config, self.config)
 

@@ -50,7 +50,6 @@ from duet_operator.planning import PlanOutcome, cached_plan, plan_platform
 from duet_operator.platform_memory import PlatformMemory, first_ready_seconds, platform_key
 from duet_operator.probes import DatabaseProbes, ProbeSettings
 from duet_operator.render import backup, clickhouse, postgres
-from duet_operator.render.backup import BackupConfig
 from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.naming import PLATFORM_LABEL, Names
 from duet_operator.render.platform import build_platform
@@ -132,7 +131,7 @@ class Reconciler:
         probes = DatabaseProbes(kube, ProbeSettings(), settings.render_config().cluster_domain)
         self.schema = SchemaSync(kube, probes)
         self.restorer = RestoreReader(kube)
-        self.backup_config = BackupConfig()
+        self.backup_config = settings.backup_config()
 
     def take_drift(self, key: str) -> list[DriftObservation]:
         return self.drift.pop(key, [])
@@ -166,6 +165,7 @@ class Reconciler:
             build_platform(
                 platform, design, self.render_config, passwords,
                 keeper_members=keeper.members, keeper_joining=keeper.joining,
+                backup_config=self.backup_config,
             ),
             platform, design, self.render_config, restore,
         )  # fmt: skip

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import copy
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duet_agents.llm.pricing import DEFAULT_LLM_PRICES, LLMPrices
 from duet_agents.memory import MemorySettings
 from duet_agents.planner.models import PriceTable
 from duet_operator.models.dataplatform import AutonomyMode
+from duet_operator.render.backup_pod import DEFAULT_CONFIG, BackupConfig
 from duet_operator.render.config import RenderConfig
+
+
+class BackupSettings(BaseModel):
+    """The backup pods' settings (`DUET_BACKUP__<FIELD>`): the Jobs of backups, retention's
+    and deletion's cleanups, a restore's download step and the S3 WAL sidecar. Defaults are
+    the builders' own (render/backup_pod.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uploader_image: str = Field(
+        default=DEFAULT_CONFIG.uploader_image,
+        min_length=1,
+        description="The AWS CLI image: uploads, S3 cleanups, restore downloads, the S3 WAL"
+        " sidecar (a mirror of amazon/aws-cli in a private registry, say).",
+    )
+    backoff_limit: int = Field(default=DEFAULT_CONFIG.backoff_limit, ge=0)
+    active_deadline_seconds: int = Field(default=DEFAULT_CONFIG.active_deadline_seconds, gt=0)
+    ttl_seconds_after_finished: int = Field(default=DEFAULT_CONFIG.ttl_seconds_after_finished, ge=0)
+    history_limit: int = Field(default=DEFAULT_CONFIG.history_limit, ge=0)
+    resources: dict[str, Any] = Field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_CONFIG.resources),
+        description="Each backup step's container resources (requests, limits).",
+    )
+
+    def config(self) -> BackupConfig:
+        return BackupConfig(**self.model_dump())
 
 
 class OperatorSettings(BaseSettings):
@@ -65,6 +95,11 @@ class OperatorSettings(BaseSettings):
     duet_image: str = RenderConfig.duet_image
     cluster_domain: str = RenderConfig.cluster_domain
     prices: PriceTable = Field(default_factory=PriceTable)
+    backup: BackupSettings = Field(
+        default_factory=BackupSettings,
+        description="The backup pods: DUET_BACKUP__UPLOADER_IMAGE (the chart's"
+        " backup.uploaderImage) and the others of docs/operator.md.",
+    )
     memory: MemorySettings = Field(
         default_factory=MemorySettings,
         description="The platform memory (docs/memory.md): DUET_MEMORY__ENABLED, "
@@ -74,6 +109,9 @@ class OperatorSettings(BaseSettings):
 
     def token_prices(self) -> LLMPrices:
         return DEFAULT_LLM_PRICES.merged(self.llm_prices)
+
+    def backup_config(self) -> BackupConfig:
+        return self.backup.config()
 
     def render_config(self) -> RenderConfig:
         return RenderConfig(

@@ -18,16 +18,11 @@ from duet_operator.render.platform import build_platform
 from duet_operator.render.postgres import PostgresRestore, with_restore
 from duet_operator.render.wal_archive import ARCHIVER
 from tests.support.admission import dry_run_apply
-from tests.support.platforms import design, platform
+from tests.support.platforms import design, platform, s3_target
 
 pytestmark = pytest.mark.integration
 
-S3 = {
-    "endpoint": "http://minio.storage:9000",
-    "bucket": "duet-backups",
-    "prefix": "prod",
-    "secretRef": {"name": "s3-keys"},
-}
+S3 = s3_target()
 TARGETS = {
     "s3": {"s3": S3},
     "pvc-size": {"pvc": {"size": "100Gi"}},

@@ -27,6 +27,7 @@ from duet_agents.backup.layout import stamp
 from duet_operator.models import GROUP, VERSION
 from tests.support.crds import create_custom_object
 from tests.support.operator import OperatorProcess
+from tests.support.platforms import s3_target
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,11 +41,7 @@ HOLD_COMPLETE = {
     "pod-complete.stage.kwok.x-k8s.io/jitter-delay": "1h",
 }
 JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
-S3 = {
-    "endpoint": "http://minio.storage:9000",
-    "bucket": "duet-backups",
-    "secretRef": {"name": "s3-keys"},
-}
+S3 = s3_target(prefix=None)
 # One step's end: exit code and termination message.
 Ending = tuple[int, str]
 

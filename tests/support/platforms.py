@@ -23,6 +23,21 @@ def platform(name: str = "clicks", namespace: str = "analytics", **spec: Any) ->
     return DataPlatform.model_validate(body)
 
 
+S3_ENDPOINT = "http://minio.storage:9000"
+
+
+def s3_target(**fields: Any) -> dict[str, Any]:
+    """The S3 target (`spec.backup.target.s3`) tests back up to; `fields` replace its own, and
+    one given as None is left out (`s3_target(prefix=None)`: the bucket's root)."""
+    target = {
+        "endpoint": S3_ENDPOINT,
+        "bucket": "duet-backups",
+        "prefix": "prod",
+        "secretRef": {"name": "s3-keys"},
+    } | fields
+    return {key: value for key, value in target.items() if value is not None}
+
+
 def design(
     shards: int = 2, replicas: int = 2, keeper: int = 3, postgres_instances: int = 2
 ) -> PlatformDesign:

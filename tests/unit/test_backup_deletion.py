@@ -31,15 +31,10 @@ from duet_operator.render.backup_cleanup import (
 )
 from duet_operator.render.config import RenderConfig
 from duet_operator.retention import CleanupReason
-from tests.support.platforms import design, platform
+from tests.support.platforms import design, platform, s3_target
 
 RUN = "20250301T020005Z"
-S3 = {
-    "endpoint": "http://minio.storage:9000",
-    "bucket": "duet-backups",
-    "prefix": "prod",
-    "secretRef": {"name": "s3-keys"},
-}
+S3 = s3_target()
 ON_CLAIM = f"pvc://clicks-backups/clicks/{RUN}"
 CLAIM_BACKUP = {"schedule": "0 2 * * *", "target": {"pvc": {"size": "1Ti"}}}
 

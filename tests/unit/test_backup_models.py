@@ -11,14 +11,9 @@ from pydantic import ValidationError
 from duet_operator.crdgen import KINDS, build_crd
 from duet_operator.models import DataPlatformBackup
 from duet_operator.models.backup import BackupPhase, BackupSpec
-from tests.support.platforms import platform
+from tests.support.platforms import platform, s3_target
 
-S3 = {
-    "endpoint": "http://minio.storage:9000",
-    "bucket": "duet-backups",
-    "prefix": "prod/eu",
-    "secretRef": {"name": "s3-keys"},
-}
+S3 = s3_target(prefix="prod/eu")
 
 
 def backup_spec(**fields: Any) -> BackupSpec:

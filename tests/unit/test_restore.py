@@ -24,7 +24,7 @@ from duet_operator.render.platform import build_platform
 from duet_operator.render.postgres import restoring, with_restore
 from duet_operator.restore import RestoreReading, RestoreState, restore_step, wanted
 from duet_operator.status import ConditionType, Reason, find, set_condition
-from tests.support.platforms import SECRETS, design, platform
+from tests.support.platforms import SECRETS, design, platform, s3_target
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NAMES = Names("clicks", "analytics")
@@ -32,14 +32,7 @@ CONFIG = RenderConfig()
 BACKUPS = BackupConfig()
 STAMP = "20250301T020000Z"
 PVC = {"pvc": {"claimName": "shared-backups"}}
-S3 = {
-    "s3": {
-        "endpoint": "http://minio.storage:9000",
-        "bucket": "duet-backups",
-        "prefix": "prod",
-        "secretRef": {"name": "s3-keys"},
-    }
-}
+S3 = {"s3": s3_target()}
 LOCATION = f"pvc://shared-backups/shop/{STAMP}"
 S3_LOCATION = f"s3://duet-backups/prod/shop/{STAMP}"
 DESIGN = design()

@@ -6,6 +6,7 @@ from duet_agents.planner.models import PlatformDesign
 from duet_operator.models import DataPlatform
 from duet_operator.render import clickhouse, postgres
 from duet_operator.render.backup import build_backup_cronjob, clickhouse_server_backup
+from duet_operator.render.backup_pod import DEFAULT_CONFIG, BackupConfig
 from duet_operator.render.config import PlatformSecrets, RenderConfig
 from duet_operator.render.keeper import build_keeper
 from duet_operator.render.naming import Names
@@ -31,9 +32,11 @@ def build_platform(
     *,
     keeper_members: int | None = None,
     keeper_joining: int | None = None,
+    backup_config: BackupConfig = DEFAULT_CONFIG,
 ) -> list[Manifest]:
     """The platform's objects for `design`; Keeper with `keeper_members` servers while its
-    membership steps towards the design's (membership.py)."""
+    membership steps towards the design's (membership.py). `backup_config`: the images and
+    limits of the WAL archiver and the scheduled backup (the operator's settings)."""
     names = Names(platform.metadata.name, platform.metadata.namespace or "", config.cluster_domain)
     manifests = [
         clickhouse.credentials_secret(
@@ -48,7 +51,7 @@ def build_platform(
     manifests += clickhouse.build_clickhouse(
         platform, design, config, clickhouse_server_backup(platform)
     )
-    postgres_manifests = postgres.build_postgres(platform, design, config)
+    postgres_manifests = postgres.build_postgres(platform, design, config, backup_config)
     if postgres_manifests:
         manifests.append(
             postgres.credentials_secret(
@@ -62,6 +65,6 @@ def build_platform(
         manifests += postgres_manifests
     # spec.backup's schedule; its claim, not owned by the platform, is applied apart
     # (backups.BackupRunner.sync_schedule).
-    manifests += build_backup_cronjob(platform, design, config)
+    manifests += build_backup_cronjob(platform, design, config, backup_config)
     # A stable sort keeps Keeper's objects ahead of the servers' within each kind.
     return sorted(manifests, key=lambda m: _KIND_ORDER.get(m["kind"], len(_KIND_ORDER)))
