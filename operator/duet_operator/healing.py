@@ -671,6 +671,7 @@ class Healer:
         self.verifying.discard(key)
         self.probes.forget(namespace, name)
         metrics.set_symptoms(key, {})
+        metrics.set_wal_spool(namespace, name, [])
 
     # -- observe -------------------------------------------------------------------------
 
@@ -691,6 +692,7 @@ class Healer:
             events = await self.kube.list_objects("v1", "Event", namespace, "")
         pod_names = {p["metadata"]["name"] for p in pods}
         readings = await self.probes.observe(platform, pods)
+        metrics.set_wal_spool(namespace, platform.metadata.name, readings.wal_spool)
         primary = postgres_primary_pod(platform, self.reconciler.names(platform))
         return Observation(
             platform=platform.metadata.name,

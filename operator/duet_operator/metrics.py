@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from duet_agents.llm.metrics import LLMMetrics
 
 if TYPE_CHECKING:
+    from duet_agents.healer.probes import WalSpool
     from duet_operator.observe import Replicas
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -130,9 +131,40 @@ def set_replicas(namespace: str, name: str, replicas: Mapping[str, Replicas]) ->
 def forget_platform(namespace: str, name: str) -> None:
     set_phase(namespace, name, None)
     set_replicas(namespace, name, {})
+    set_wal_spool(namespace, name, [])
     platform = f"{namespace}/{name}"
     set_symptoms(platform, {})
     remove_series(REMEDIATIONS_TOTAL, REMEDIATION_LABELS, lambda s: s["platform"] == platform)
+
+
+# -- PostgreSQL's WAL archive (the healer's probes, duet_operator.probes) -------------------------
+
+WAL_SPOOL_LABELS = ("namespace", "name", "pod")
+WAL_SPOOL_FILES = Gauge(
+    "duet_postgres_wal_spool_files",
+    "WAL files a platform's PostgreSQL primary has spooled for archiving and its wal-archiver"
+    " sidecar has not moved to the backup target yet, as last probed.",
+    WAL_SPOOL_LABELS,
+    registry=REGISTRY,
+)
+WAL_SPOOL_OLDEST = Gauge(
+    "duet_postgres_wal_spool_oldest_seconds",
+    "Age of the oldest WAL file waiting in the spool when last probed; 0 when none waits.",
+    WAL_SPOOL_LABELS,
+    registry=REGISTRY,
+)
+
+
+def set_wal_spool(namespace: str, name: str, spools: Sequence[WalSpool]) -> None:
+    """The platform's spool readings (its primary's, while it archives); a pod no longer
+    read (a failover, a failed probe, archiving turned off) loses its series."""
+    owner = f"{namespace}/{name}"
+    files: dict[tuple[str, ...], float] = {(namespace, name, s.pod): s.files for s in spools}
+    oldest: dict[tuple[str, ...], float] = {
+        (namespace, name, s.pod): s.oldest_seconds or 0.0 for s in spools
+    }
+    _replace_series(WAL_SPOOL_FILES, owner, files)
+    _replace_series(WAL_SPOOL_OLDEST, owner, oldest)
 
 
 # -- the healer ------------------------------------------------------------------------------------

@@ -10,6 +10,11 @@ API objects cannot: disk and replication readings from the databases themselves
   PostgreSQL's port as the superuser, with the passwords from the platform's credentials
   Secrets. `ProbeSettings.urls` sends a pod elsewhere (a developer outside the cluster, a
   test pointing a "pod" at chDB or a local PostgreSQL).
+- With spec.backup, the primary's WAL archive spool (render/postgres.py's WAL_SPOOL) is read
+  too, by its path from PGDATA (`SPOOL_FROM_PGDATA`): the server resolves it against its own
+  data directory, so a "pod" sent to a local server by `ProbeSettings.urls` is read in the
+  same layout. The superuser may list it; a role without pg_read_server_files could not
+  (docs/probes.md).
 - Readings are kept for `interval_seconds` while the platform's servers are the same pods
   (same uid and IP): pod events come in bursts, and a burst is one probe, not one per event.
 - Logs: a container that restarted, whose last run terminated, and that is not Ready or
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import posixpath
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +58,8 @@ from duet_operator.render.naming import Names
 log = logging.getLogger("duet.probes")
 
 PROBED = (Component.CLICKHOUSE, Component.POSTGRES)
+# "../duet-wal-spool": PostgreSQL runs in PGDATA and resolves a relative path from there.
+SPOOL_FROM_PGDATA = posixpath.relpath(postgres.WAL_SPOOL, postgres.PGDATA)
 
 
 class ProbeSettings(BaseSettings):
@@ -187,9 +195,12 @@ def plan_targets(
     pods: Sequence[Manifest],
     credentials: Credentials,
     urls: Mapping[str, str],
+    *,
+    wal_spool: str | None = None,
 ) -> tuple[list[ProbeTarget], list[ServerReading]]:
     """The servers to probe, and the readings already known to fail (no credentials, or an
-    override URL that does not parse)."""
+    override URL that does not parse). `wal_spool`: the spool PostgreSQL servers are asked
+    about (the platform archives its WAL)."""
     targets: list[ProbeTarget] = []
     failed: list[ServerReading] = []
     for pod in probed_pods(pods):
@@ -204,7 +215,10 @@ def plan_targets(
                 ServerReading(pod=name, component=component, address=address, error=clip(str(e)))
             )
             continue
-        targets.append(ProbeTarget(pod=name, component=component, url=url, address=address))
+        spool = wal_spool if component is Component.POSTGRES else None
+        targets.append(
+            ProbeTarget(pod=name, component=component, url=url, address=address, wal_spool=spool)
+        )
     return targets, failed
 
 
@@ -269,6 +283,10 @@ def _time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# The servers (identity) and the spool asked about, when readings were taken.
+_Seen = tuple[frozenset[tuple[str, str, str]], str | None]
+
+
 # -- I/O -----------------------------------------------------------------------------------------
 
 
@@ -285,7 +303,7 @@ class DatabaseProbes:
         self.kube = kube
         self.settings = settings or ProbeSettings()
         self.cluster_domain = cluster_domain
-        self._readings: dict[str, tuple[float, frozenset[tuple[str, str, str]], ProbeReadings]] = {}
+        self._readings: dict[str, tuple[float, _Seen, ProbeReadings]] = {}
         self._logs: dict[str, dict[Crash, LogExcerpt | None]] = {}
 
     async def observe(self, platform: DataPlatform, pods: Sequence[Manifest]) -> ProbeReadings:
@@ -295,8 +313,10 @@ class DatabaseProbes:
             return ProbeReadings()
         namespace = platform.metadata.namespace or "default"
         names = Names(platform.metadata.name, namespace, self.cluster_domain)
+        # Without spec.backup there is no sidecar: a spool left from before is not a backlog.
+        spool = SPOOL_FROM_PGDATA if platform.spec.backup is not None else None
         databases, logs = await asyncio.gather(
-            self.databases(names, pods), self.logs(names, pods, datetime.now(UTC))
+            self.databases(names, pods, wal_spool=spool), self.logs(names, pods, datetime.now(UTC))
         )
         return databases.model_copy(update={"logs": logs})
 
@@ -306,25 +326,31 @@ class DatabaseProbes:
         self._readings.pop(key, None)
         self._logs.pop(key, None)
 
-    async def databases(self, names: Names, pods: Sequence[Manifest]) -> ProbeReadings:
+    async def databases(
+        self, names: Names, pods: Sequence[Manifest], *, wal_spool: str | None = None
+    ) -> ProbeReadings:
         key = f"{names.namespace}/{names.platform}"
         servers = identity(pods)
+        # Turning archiving on or off is a change of what to read, as a new pod is.
+        same = (servers, wal_spool)
         kept = self._readings.get(key)
         now = time.monotonic()
-        if kept and kept[1] == servers and now - kept[0] < self.settings.interval_seconds:
+        if kept and kept[1] == same and now - kept[0] < self.settings.interval_seconds:
             return kept[2]
         if not servers:
             readings = ProbeReadings()
         else:
             credentials = await self.credentials(names, pods)
-            targets, failed = plan_targets(names, pods, credentials, self.settings.urls)
+            targets, failed = plan_targets(
+                names, pods, credentials, self.settings.urls, wal_spool=wal_spool
+            )
             answered = await probe_each(
                 targets,
                 timeout=self.settings.timeout_seconds,
                 concurrency=self.settings.concurrency,
             )
             readings = readings_of([*failed, *answered])
-        self._readings[key] = (now, servers, readings)
+        self._readings[key] = (now, same, readings)
         return readings
 
     async def credentials(self, names: Names, pods: Sequence[Manifest]) -> Credentials:

@@ -239,6 +239,12 @@ def wait_remediation(custom: Any, namespace: str, pod: str, phase: str) -> None:
         raise WaitTimeoutError(f"{e}; remediations: {seen}") from None
 
 
+# Series this scenario cannot make: the WAL spool is read from a PostgreSQL server of a
+# platform with spec.backup, and kwok runs none (tests/integration/test_probes.py has the
+# operator export them from a real server).
+NO_SERIES_HERE = {"duet_postgres_wal_spool_oldest_seconds", "duet_postgres_wal_spool_files"}
+
+
 def series_of(prometheus: Prometheus, expr: str) -> Callable[[], list[dict[str, Any]]]:
     return lambda: prometheus.query(expr)
 
@@ -325,7 +331,7 @@ def test_every_dashboard_and_alert_expression_finds_its_series(
     # Alerts are quiet on a healthy system; what they watch must exist all the same.
     for expr in alert_expressions() + dashboard_expressions():
         prometheus.query(substituted(expr))
-        for name in metric_names(substituted(expr)):
+        for name in metric_names(substituted(expr)) - NO_SERIES_HERE:
             assert prometheus.query(f"count({name})"), f"no series {name} (in: {expr})"
     assert prometheus.query('absent(up{job="duet"} == 1)') == [], "the operator is up"
     # Nothing failed: the remediation alert stays quiet.

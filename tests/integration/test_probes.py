@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +22,16 @@ from duet_agents.healer.probes import (
     REPLICAS_SQL,
     ProbeReadings,
     ProbeTarget,
+    WalSpool,
     probe_all,
     replica_rows,
 )
 from duet_agents.query.engines import Limits, connect, parse_url
 from duet_operator.kube.client import Kube
-from duet_operator.probes import DatabaseProbes, ProbeSettings
+from duet_operator.probes import SPOOL_FROM_PGDATA, DatabaseProbes, ProbeSettings
 from tests.integration.postgres_fixtures import postgres_server
 from tests.support.failures import Failure, inject_failure
-from tests.support.platforms import platform
+from tests.support.platforms import platform, s3_target
 from tests.support.postgres import PostgresServer
 from tests.support.postgres_standby import Standby, running_standby
 from tests.support.wait import WaitTimeoutError, wait_until
@@ -202,6 +205,98 @@ def test_a_stopped_server_degrades_without_its_password(
     assert alone.postgres_lag == []
 
 
+# -- PostgreSQL: the WAL archive's spool ----------------------------------------------------------
+
+
+@pytest.fixture
+def spool(postgres_server: PostgresServer) -> Iterator[Path]:
+    """Where the rendered layout spools WAL (beside PGDATA), for this server's data directory;
+    not made here, and removed after the test."""
+    with postgres_server.admin() as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    path = Path(os.path.normpath(Path(str(row[0])) / SPOOL_FROM_PGDATA))
+    assert path.name == "duet-wal-spool"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def spooled(postgres_server: PostgresServer, spool: Path, ages: dict[str, float]) -> None:
+    """WAL files in `spool/<system identifier>/` whose mtimes are `ages` seconds ago, as the
+    archive command leaves them (and its hidden file in the making, which does not count)."""
+    with postgres_server.admin() as conn:
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+    system = spool / str(row[0])
+    system.mkdir(parents=True, exist_ok=True)
+    spool.chmod(0o755)
+    system.chmod(0o755)
+    now = time.time()
+    for name, age in ages.items():
+        path = system / name
+        path.write_bytes(b"\0" * 1024)
+        os.utime(path, (now - age, now - age))
+    (system / ".000000010000000000000009.tmp").write_bytes(b"\0")
+
+
+def with_spool(target_: ProbeTarget) -> ProbeTarget:
+    return target_.model_copy(update={"wal_spool": SPOOL_FROM_PGDATA})
+
+
+def test_the_primary_reports_its_spooled_wal_and_the_age_of_the_oldest(
+    postgres_server: PostgresServer, standby: Standby, spool: Path
+) -> None:
+    spooled(
+        postgres_server,
+        spool,
+        {"000000010000000000000007": 3600, "000000010000000000000008": 1800},
+    )
+    readings = probe_now(*(with_spool(t) for t in pair(postgres_server, standby)))
+    assert readings.probes.postgres is True
+    assert readings.probes.postgres_error is None
+    # The standby is in recovery and archives nothing: only the primary is read.
+    (reading,) = readings.wal_spool
+    assert (reading.pod, reading.files) == ("web-postgres-0", 2)
+    assert reading.oldest_seconds is not None
+    # The server's clock against the file's mtime: the hour set, give or take the test's run.
+    assert 3600 <= reading.oldest_seconds < 3600 + 120
+
+
+def test_an_empty_spool_reads_as_nothing_waiting(
+    postgres_server: PostgresServer, spool: Path
+) -> None:
+    spooled(postgres_server, spool, {})
+    readings = probe_now(with_spool(target("web-postgres-0", postgres_server.url())))
+    assert readings.wal_spool == [WalSpool(pod="web-postgres-0", files=0, oldest_seconds=None)]
+
+
+def test_no_spool_directory_is_no_reading_and_no_error(
+    postgres_server: PostgresServer, spool: Path
+) -> None:
+    assert not spool.exists()
+    readings = probe_now(with_spool(target("web-postgres-0", postgres_server.url())))
+    assert readings.wal_spool == []
+    assert readings.probes.postgres is True
+    assert readings.probes.postgres_error is None
+
+
+def test_a_probe_user_without_the_right_to_list_files_keeps_its_other_readings(
+    postgres_server: PostgresServer, spool: Path
+) -> None:
+    spooled(postgres_server, spool, {"000000010000000000000007": 60})
+    with postgres_server.admin() as conn:
+        conn.execute("DROP ROLE IF EXISTS probe_monitor")
+        conn.execute("CREATE ROLE probe_monitor LOGIN PASSWORD 'monitor' IN ROLE pg_monitor")
+    try:
+        url = postgres_server.url(user="probe_monitor", password="monitor")
+        readings = probe_now(with_spool(target("web-postgres-0", url)))
+    finally:
+        with postgres_server.admin() as conn:
+            conn.execute("DROP ROLE probe_monitor")
+    assert readings.probes.postgres is True
+    assert readings.wal_spool == []
+
+
 # -- the operator's side, on the local control plane -----------------------------------------------
 
 
@@ -227,10 +322,12 @@ def test_the_operator_probes_a_platform_through_its_pods_and_secrets(
     make_namespace: Callable[[str], str],
     postgres_server: PostgresServer,
     standby: Standby,
+    spool: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     namespace = make_namespace("probes")
+    spooled(postgres_server, spool, {"000000010000000000000007": 900})
     core.create_namespaced_secret(
         namespace,
         {
@@ -267,7 +364,10 @@ def test_the_operator_probes_a_platform_through_its_pods_and_secrets(
             STANDBY: f"postgresql://127.0.0.1:{standby.server.port}/postgres",
         },
     )
-    web = platform("web", namespace)
+    # Archiving its WAL: the primary's spool is read too (the "pod" is the local server, and
+    # the spool sits beside its data directory as in a pod).
+    backup = {"schedule": "0 2 * * *", "target": {"s3": s3_target()}}
+    web = platform("web", namespace, backup=backup)
 
     async def observe(probes: DatabaseProbes, kube: Kube) -> ProbeReadings:
         listed = await kube.list_objects("v1", "Pod", namespace, f"{PLATFORM_LABEL}=web")
@@ -305,6 +405,10 @@ def test_the_operator_probes_a_platform_through_its_pods_and_secrets(
     assert first.probes.unreachable_pods == ["web-clickhouse-0-1"]
     assert first.probes.postgres is True
     assert first.probes.postgres_error is None
+    (waiting,) = first.wal_spool
+    assert (waiting.pod, waiting.files) == ("web-postgres-0", 1)
+    assert waiting.oldest_seconds is not None
+    assert waiting.oldest_seconds >= 900
     lag = lag_of(first)
     assert lag is not None
     assert lag.bytes is not None

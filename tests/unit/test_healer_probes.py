@@ -5,7 +5,8 @@ that refuse or never answer. The engines themselves: tests/integration/test_prob
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import posixpath
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,11 @@ from duet_agents.healer.observations import (
     PostgresLag,
 )
 from duet_agents.healer.probes import (
+    ProbeReadings,
     ProbeTarget,
     ServerReading,
     WalSender,
+    WalSpool,
     merge_lag,
     probe,
     probe_all,
@@ -33,11 +36,13 @@ from duet_agents.healer.probes import (
     standby_seconds,
     volume_usage,
     wal_senders,
+    wal_spool,
 )
 from duet_agents.query.engines import ConnectionFailedError, parse_url
 from duet_agents.query.engines.urls import Scheme
 from duet_operator.kube.client import Kube, KubeError
 from duet_operator.probes import (
+    SPOOL_FROM_PGDATA,
     Crash,
     Credentials,
     DatabaseProbes,
@@ -51,8 +56,10 @@ from duet_operator.probes import (
     probed_pods,
     server_url,
 )
+from duet_operator.render import postgres
 from duet_operator.render.naming import Names
 from tests.support.operator import free_port
+from tests.support.platforms import platform, s3_target
 
 PASSWORD = "hunter2-Secret"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -149,6 +156,31 @@ def test_standby_seconds(
 
 
 # -- merging PostgreSQL's two views -------------------------------------------------------------
+
+
+def test_wal_spool_reads_the_count_and_the_oldest_age() -> None:
+    assert wal_spool("web-postgres-0", (True, 3, 725.5)) == WalSpool(
+        pod="web-postgres-0", files=3, oldest_seconds=725.5
+    )
+    # Nothing waits: no age, rather than `now() - NULL`'s.
+    assert wal_spool("p", (True, 0, None)) == WalSpool(pod="p", files=0, oldest_seconds=None)
+    # A file whose mtime is ahead of the server's clock is waiting, not in the future.
+    assert wal_spool("p", (True, 1, -2.0)) == WalSpool(pod="p", files=1, oldest_seconds=0.0)
+    # No spool directory (no spec.backup, or nothing archived yet) is no reading at all.
+    assert wal_spool("p", (False, 0, None)) is None
+    assert wal_spool("p", None) is None
+
+
+def test_only_spool_readings_that_were_taken_reach_the_readings() -> None:
+    spool = WalSpool(pod="web-postgres-0", files=2, oldest_seconds=90)
+    readings = readings_of(
+        [
+            reading("web-postgres-1", in_recovery=True, standby_seconds=0),
+            reading("web-postgres-0", in_recovery=False, wal_spool=spool),
+            reading("web-clickhouse-0-0", Component.CLICKHOUSE),
+        ]
+    )
+    assert readings.wal_spool == [spool]
 
 
 def test_lag_merges_the_primary_bytes_with_the_standby_seconds() -> None:
@@ -456,6 +488,23 @@ def test_plan_targets_fails_the_pods_without_credentials_up_front() -> None:
     ]
 
 
+def test_the_spool_is_asked_of_postgresql_servers_only_when_the_platform_archives() -> None:
+    pods = [pod("web-clickhouse-0-0"), pod("web-postgres-0", "postgres")]
+    plain, _ = plan_targets(NAMES, pods, LOGINS, {})
+    assert [t.wal_spool for t in plain] == [None, None]
+    archiving, _ = plan_targets(NAMES, pods, LOGINS, {}, wal_spool=SPOOL_FROM_PGDATA)
+    assert [(t.pod, t.wal_spool) for t in archiving] == [
+        ("web-clickhouse-0-0", None),
+        ("web-postgres-0", "../duet-wal-spool"),
+    ]
+
+
+def test_the_spool_path_from_pgdata_is_where_the_rendered_pod_spools() -> None:
+    assert posixpath.normpath(posixpath.join(postgres.PGDATA, SPOOL_FROM_PGDATA)) == (
+        postgres.WAL_SPOOL
+    )
+
+
 def test_an_override_that_does_not_parse_fails_that_pod_only() -> None:
     targets, failed = plan_targets(
         NAMES, [pod("web-clickhouse-0-0")], LOGINS, {"web-clickhouse-0-0": "mysql://x:y@h/"}
@@ -620,3 +669,30 @@ async def test_crash_logs_are_read_once_per_run(fake_api_server: tuple[str, list
     read = [a.split("?")[0] for a in asked]
     assert sorted(read[:2]) == ["web-clickhouse-0-0", "web-postgres-0"]
     assert read[2:] == ["web-clickhouse-0-0"]
+
+
+class SpoolAsked(DatabaseProbes):
+    """The operator's probes, recording which spool each pass asks the databases about."""
+
+    def __init__(self) -> None:
+        super().__init__(kube_at("http://127.0.0.1:9"))
+        self.asked: list[str | None] = []
+
+    async def databases(
+        self, names: Names, pods: Sequence[dict[str, Any]], *, wal_spool: str | None = None
+    ) -> ProbeReadings:
+        self.asked.append(wal_spool)
+        return ProbeReadings()
+
+
+@pytest.mark.anyio
+async def test_the_spool_is_read_only_for_a_platform_that_archives() -> None:
+    probes = SpoolAsked()
+    backup = {"schedule": "0 2 * * *", "target": {"s3": s3_target()}}
+    try:
+        await probes.observe(platform("web", "analytics"), [])
+        await probes.observe(platform("web", "analytics", backup=backup), [])
+    finally:
+        await probes.kube.close()
+    # Without spec.backup there is no sidecar: files left in a spool are nobody's backlog.
+    assert probes.asked == [None, SPOOL_FROM_PGDATA]

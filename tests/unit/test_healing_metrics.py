@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from duet_agents.healer.probes import WalSpool
 from duet_operator import metrics
 from duet_operator.observe import Replicas
 
@@ -59,3 +60,34 @@ def test_replicas_per_component_follow_the_design_and_go_with_the_platform() -> 
     assert "ns/other" in platforms
     assert replicas("ns", "other") == {("keeper", "desired"): 3, ("keeper", "ready"): 3}
     metrics.forget_platform("ns", "other")
+
+
+def spool(namespace: str, name: str) -> dict[tuple[str, str], float]:
+    found = {}
+    for gauge, what in ((metrics.WAL_SPOOL_FILES, "files"), (metrics.WAL_SPOOL_OLDEST, "oldest")):
+        (family,) = gauge.collect()
+        for s in family.samples:
+            if (s.labels["namespace"], s.labels["name"]) == (namespace, name):
+                found[(s.labels["pod"], what)] = s.value
+    return found
+
+
+def test_the_wal_spool_follows_the_primary_and_goes_with_the_platform() -> None:
+    metrics.set_wal_spool(
+        "ns", "web", [WalSpool(pod="web-postgres-0", files=3, oldest_seconds=720)]
+    )
+    metrics.set_wal_spool("ns", "other", [WalSpool(pod="other-postgres-0", files=0)])
+    assert spool("ns", "web") == {("web-postgres-0", "files"): 3, ("web-postgres-0", "oldest"): 720}
+    # Nothing waiting reads 0 s, which no alert threshold mistakes for a backlog.
+    assert spool("ns", "other") == {
+        ("other-postgres-0", "files"): 0,
+        ("other-postgres-0", "oldest"): 0,
+    }
+    # A failover: the new primary's spool, the former one's series gone, not stuck at 720.
+    metrics.set_wal_spool("ns", "web", [WalSpool(pod="web-postgres-1", files=1, oldest_seconds=5)])
+    assert spool("ns", "web") == {("web-postgres-1", "files"): 1, ("web-postgres-1", "oldest"): 5}
+    metrics.forget_platform("ns", "web")
+    assert spool("ns", "web") == {}
+    assert spool("ns", "other") != {}, "other platforms keep theirs"
+    metrics.set_wal_spool("ns", "other", [])
+    assert spool("ns", "other") == {}

@@ -20,23 +20,26 @@ from duet_agents.backup.wal import (
 )
 from duet_operator.render.backup import BackupConfig
 from duet_operator.render.config import RenderConfig
-from duet_operator.render.postgres import build_postgres, postgresql_conf, wal_archive_of
+from duet_operator.render.postgres import (
+    WAL_SPOOL,
+    build_postgres,
+    postgresql_conf,
+    wal_archive_of,
+)
 from duet_operator.render.wal_archive import ARCHIVER, RESOURCES, SCRIPT_FILE
-from tests.support.platforms import design, platform
+from tests.support.platforms import S3_ENDPOINT, design, platform, s3_target
 
 CONFIG = RenderConfig()
 BACKUPS = BackupConfig(uploader_image="example/aws-cli:2")
-S3 = {
-    "s3": {
-        "endpoint": "http://minio.storage:9000",
-        "bucket": "duet-backups",
-        "prefix": "prod",
-        "secretRef": {"name": "s3-keys"},
-    }
-}
+S3 = {"s3": s3_target()}
 PVC_SIZE = {"pvc": {"size": "100Gi"}}
 PVC_CLAIM = {"pvc": {"claimName": "shared"}}
 SPOOL = "/var/lib/postgresql/data/duet-wal-spool"
+
+
+def test_the_spool_the_probe_reads_is_the_one_rendered() -> None:
+    # The operator's probe takes render/postgres.py's WAL_SPOOL; the pods get this one.
+    assert WAL_SPOOL == SPOOL
 
 
 def rendered(target: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def test_the_s3_sidecar_uploads_with_the_targets_keys_by_reference() -> None:
     assert env["WAL_DIR"]["value"] == "prod/clicks/wal"
     assert env["BUCKET"]["value"] == "duet-backups"
     assert env["SPOOL"]["value"] == SPOOL
-    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.storage:9000"
+    assert env["AWS_ENDPOINT_URL"]["value"] == S3_ENDPOINT
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {
         "name": "s3-keys",
         "key": "access-key-id",

@@ -16,6 +16,10 @@ operator calls it once per healer pass with the platform's servers as `ProbeTarg
   (seconds), or 0 when it streams and has replayed all it received (an idle primary writes
   nothing, and `now() - pg_last_xact_replay_timestamp()` would grow without any lag). The two
   are merged into one `PostgresLag` per standby. psycopg's async driver, read-only session.
+- PostgreSQL's WAL archive spool, on the primary only (standbys do not archive), when the
+  target names one (`ProbeTarget.wal_spool`): how many WAL files wait there for the
+  `wal-archiver` sidecar, and how old the oldest is (`WalSpool`). `pg_stat_archiver` cannot
+  say it: the archive command only spools locally, so it succeeds while uploads fail.
 
 Every server is probed concurrently and bounded by `timeout`. A server that does not answer
 costs only its own readings: it is named in `ProbesReachable.unreachable_pods` (or, when no
@@ -74,6 +78,32 @@ SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),
        extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
 """
 
+# The spool: `<spool>/<system identifier>/<WAL file>` (duet_agents.backup.wal). Its files
+# counted, and the age of the oldest by its mtime (the archive command's copy made it, so it
+# is when the file was spooled). Hidden names are the archive command's files in the making.
+# An entry is listed as a directory only once pg_stat_file says it is one, and anything gone
+# between the listing and the look (the sidecar deleting what it moved) is skipped
+# (missing_ok), not an error. pg_ls_dir and pg_stat_file are the superuser's by default; a
+# path outside the data directory also takes pg_read_server_files (docs/probes.md).
+SPOOL_SQL = """
+WITH spool AS MATERIALIZED (
+  SELECT %(spool)s::text AS dir,
+         (pg_stat_file(%(spool)s::text, true)).isdir IS TRUE AS present
+), systems AS MATERIALIZED (
+  SELECT spool.dir || '/' || entry AS dir
+  FROM spool, pg_ls_dir(spool.dir, true, false) AS entry
+  WHERE spool.present AND (pg_stat_file(spool.dir || '/' || entry, true)).isdir IS TRUE
+), files AS (
+  SELECT stat.modification
+  FROM systems, pg_ls_dir(systems.dir, true, false) AS entry,
+       pg_stat_file(systems.dir || '/' || entry, true) AS stat
+  WHERE left(entry, 1) <> '.' AND stat.isdir IS FALSE
+)
+SELECT (SELECT present FROM spool), count(*),
+       extract(epoch FROM now() - min(modification))::float8
+FROM files
+"""
+
 Row = Sequence[Any]
 
 
@@ -91,6 +121,25 @@ class ProbeTarget(BaseModel):
         description="The pod's IP: a standby whose application_name is not its pod name is"
         " recognised in pg_stat_replication by this.",
     )
+    wal_spool: str | None = Field(
+        default=None,
+        description="PostgreSQL's WAL archive spool directory, as the server resolves it"
+        " (relative to its data directory, or absolute), read when the server is the"
+        " primary. None: the platform does not archive, nothing to read.",
+    )
+
+
+class WalSpool(BaseModel):
+    """The WAL files a PostgreSQL primary's archive command has spooled and the
+    `wal-archiver` sidecar has not moved to the backup target yet."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pod: str
+    files: int = Field(ge=0)
+    oldest_seconds: float | None = Field(
+        default=None, ge=0, description="Age of the oldest spooled file; None when none waits."
+    )
 
 
 class ProbeReadings(BaseModel):
@@ -103,6 +152,8 @@ class ProbeReadings(BaseModel):
     postgres_lag: list[PostgresLag] = Field(default_factory=list)
     logs: list[LogExcerpt] = Field(default_factory=list)
     probes: ProbesReachable = Field(default_factory=ProbesReachable)
+    # Not part of an Observation (no symptom reads it yet): the operator's metrics do.
+    wal_spool: list[WalSpool] = Field(default_factory=list)
 
 
 class WalSender(BaseModel):
@@ -128,6 +179,7 @@ class ServerReading(BaseModel):
     in_recovery: bool | None = None
     senders: list[WalSender] = Field(default_factory=list)
     standby_seconds: float | None = None
+    wal_spool: WalSpool | None = None
     error: str | None = None
 
 
@@ -183,6 +235,16 @@ def standby_seconds(streaming: bool, caught_up: bool, replay_age: float | None) 
     if replay_age is None or math.isnan(replay_age):
         return None
     return max(0.0, replay_age)
+
+
+def wal_spool(pod: str, row: Row | None) -> WalSpool | None:
+    """SPOOL_SQL's row (spool present, files, age of the oldest in seconds) as a reading; no
+    spool directory (yet) is no reading."""
+    if row is None or not row[0]:
+        return None
+    files, age = int(row[1] or 0), row[2]
+    oldest = None if files == 0 or age is None or math.isnan(age) else max(0.0, float(age))
+    return WalSpool(pod=pod, files=files, oldest_seconds=oldest)
 
 
 def merge_lag(readings: Sequence[ServerReading]) -> list[PostgresLag]:
@@ -249,6 +311,7 @@ def readings_of(results: Sequence[ServerReading]) -> ProbeReadings:
         clickhouse_replicas=[row for r in ordered for row in r.replicas],
         postgres_lag=merge_lag(ordered),
         probes=reachability(ordered),
+        wal_spool=[r.wal_spool for r in ordered if r.wal_spool is not None],
     )
 
 
@@ -321,7 +384,10 @@ async def _postgres(target: ProbeTarget, timeout: float) -> ServerReading:
         in_recovery = bool(row and row[0])
         if not in_recovery:
             rows = await (await conn.execute(SENDERS_SQL)).fetchall()
-            return ServerReading(**_who(target), in_recovery=False, senders=wal_senders(rows))
+            spool = await _spool(conn, target) if target.wal_spool is not None else None
+            return ServerReading(
+                **_who(target), in_recovery=False, senders=wal_senders(rows), wal_spool=spool
+            )
         row = await (await conn.execute(STANDBY_SQL)).fetchone()
     streaming, caught_up, age = row if row else (False, False, None)
     return ServerReading(
@@ -329,6 +395,17 @@ async def _postgres(target: ProbeTarget, timeout: float) -> ServerReading:
         in_recovery=True,
         standby_seconds=standby_seconds(bool(streaming), bool(caught_up), age),
     )
+
+
+async def _spool(conn: psycopg.AsyncConnection[Any], target: ProbeTarget) -> WalSpool | None:
+    """The spool's reading. A refusal (a probe user without the functions or the path, or a
+    directory the server's user may not read) costs only this reading, not the server's
+    others."""
+    try:
+        cursor = await conn.execute(SPOOL_SQL, {"spool": target.wal_spool})
+    except psycopg.errors.InsufficientPrivilege:
+        return None
+    return wal_spool(target.pod, await cursor.fetchone())
 
 
 async def probe(target: ProbeTarget, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> ServerReading:
@@ -376,6 +453,7 @@ __all__ = [
     "ProbeTarget",
     "ServerReading",
     "WalSender",
+    "WalSpool",
     "merge_lag",
     "probe",
     "probe_all",
@@ -387,4 +465,5 @@ __all__ = [
     "standby_seconds",
     "volume_usage",
     "wal_senders",
+    "wal_spool",
 ]

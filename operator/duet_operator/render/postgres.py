@@ -34,13 +34,15 @@ from duet_operator.render import objects as o
 from duet_operator.render.backup_pod import DEFAULT_CONFIG, BackupConfig
 from duet_operator.render.config import RenderConfig
 from duet_operator.render.naming import Names, claim_labels, labels, selector
-from duet_operator.render.wal_archive import postgres_wal_archiving
+from duet_operator.render.wal_archive import postgres_wal_archiving, spool_directory
 
 PORT = 5432
 METRICS_PORT = 9187
 APP = "postgres"
 DATA_DIR = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_DIR}/pgdata"
+# With spec.backup: where the archive command spools WAL for the wal-archiver sidecar.
+WAL_SPOOL = spool_directory(DATA_DIR)
 CONFIG_DIR = "/etc/duet-postgres"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 

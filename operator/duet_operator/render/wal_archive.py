@@ -59,6 +59,12 @@ CLAIM_VOLUME: Final = "backups"
 _SCRATCH_VOLUME: Final = "wal-archiver-work"
 
 
+def spool_directory(data_dir: str) -> str:
+    """Where the archive command spools WAL: on the data volume mounted at `data_dir`,
+    beside PGDATA (render/postgres.py's WAL_SPOOL, which the operator's probe reads)."""
+    return f"{data_dir}/{SPOOL_NAME}"
+
+
 @dataclass(frozen=True)
 class WalArchiving:
     """What a PostgreSQL StatefulSet gains: settings of postgresql.conf, files of its
@@ -86,7 +92,7 @@ def postgres_wal_archiving(
         return None
     target = platform.spec.backup.target
     name = platform.metadata.name
-    spool = f"{data_dir}/{SPOOL_NAME}"
+    spool = spool_directory(data_dir)
     settings = {
         "archive_mode": "on",
         "archive_timeout": _conf_string(ARCHIVE_TIMEOUT),
