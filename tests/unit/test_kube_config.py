@@ -91,6 +91,14 @@ def test_a_command_in_a_pod_without_kubeconfig_takes_the_service_account(pod: st
     assert config.cluster.server == "https://10.0.0.1:443"
 
 
+def test_a_pod_without_the_service_variables_says_so(
+    pod: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(ConfigError, match="the service account: no 'KUBERNETES_SERVICE_HOST'"):
+        load_config(service_account=pod)
+
+
 def test_no_configuration_at_all_says_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as missing:
         load_config(service_account=str(tmp_path / "none"))
@@ -108,7 +116,7 @@ def test_a_kubeconfig_without_a_current_context_is_refused(tmp_path: Path) -> No
 def test_a_kubeconfig_missing_a_section_names_it(tmp_path: Path) -> None:
     path = tmp_path / "config"
     path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": []}))
-    with pytest.raises(ConfigError, match=f"{path}: no 'contexts' in the kubeconfig"):
+    with pytest.raises(ConfigError, match=f"{path}: no 'contexts'"):
         load_config(str(path), service_account=str(tmp_path / "none"))
 
 

@@ -114,20 +114,24 @@ def load_config(
     listed = (kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG).split(os.pathsep)
     path = next((f for f in listed if f and Path(f).expanduser().is_file()), None)
     in_pod = Path(service_account, "token").is_file()
+    use_account = in_pod and (prefer_in_cluster or path is None)
+    source = "the service account" if use_account else path
     try:
-        if in_pod and (prefer_in_cluster or path is None):
+        if use_account:
             loaded = KubeConfig.from_service_account(service_account)
         elif path is not None:
             loaded = KubeConfig.from_file(path)
         else:
             raise ConfigError(f"no kubeconfig at {':'.join(listed)}, and not in a pod")
         config = loaded.get()
-    except KeyError as e:  # a section the file lacks, or a context naming a missing cluster
-        raise ConfigError(f"{path}: no {e} in the kubeconfig") from None
+    except KeyError as e:
+        # The kubeconfig lacks a section (or names a cluster it does not define), or the pod
+        # lacks KUBERNETES_SERVICE_HOST/PORT.
+        raise ConfigError(f"{source}: no {e}") from None
     except (ConfigError, OSError) as e:
         raise ConfigError(f"no usable Kubernetes configuration: {e}") from None
     if config is None:  # only with a default, which is not asked for: said all the same
-        raise ConfigError(f"{path} has no current context")
+        raise ConfigError(f"{source} has no current context")
     return config
 
 
