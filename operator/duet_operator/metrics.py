@@ -23,11 +23,14 @@ RECONCILE_TOTAL = Counter(
     ["kind", "result"],
     registry=REGISTRY,
 )
+# Fine around a quarter of a second, the handler time to hold to: with only 0.1 and 0.25,
+# histogram_quantile() puts a p95 near 0.24 for anything in between.
+UP_TO_HALF_A_SECOND = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 RECONCILE_TIME = Histogram(
     "duet_reconcile_time_seconds",
     "Time spent in one reconcile, by kind.",
     ["kind"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=(*UP_TO_HALF_A_SECOND, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
 RECONCILE_QUEUE = Histogram(
