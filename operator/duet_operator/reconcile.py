@@ -74,7 +74,10 @@ from duet_operator.volumes import (
 if TYPE_CHECKING:
     from duet_agents.planner.graph import ModelPlan
 
-WORKLOADS_FIRST = ("Secret", "ConfigMap")
+# Workloads are applied once what their pods mount is: no pod starts before its Secrets
+# and ConfigMaps exist.
+MOUNTED = ("Secret", "ConfigMap")
+WORKLOADS = ("StatefulSet", "CronJob", "Job", "Deployment")
 NOT_BACKUPS = f"app.kubernetes.io/name!={backup.APP}"
 # Every kind the renderers produce, as listed to compare with what is stored.
 CHILD_KINDS = (
@@ -422,21 +425,30 @@ class Reconciler:
     async def apply(
         self, manifests: list[dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Apply, concurrently within two waves (what workloads mount, then the rest): the
-        objects as stored, and the error to report, or None."""
+        """Apply concurrently: the objects as stored, and the error to report, or None.
+
+        Workloads start once the Secrets and ConfigMaps are in; the Services, budgets and
+        the rest go beside those. A Service's cluster IP takes the API server longest to
+        allocate, so holding the Services back too would add it to every new platform."""
         for manifest in manifests:
             metrics.APPLIED_OBJECTS.labels(manifest["kind"]).inc()
-        first = [m for m in manifests if m["kind"] in WORKLOADS_FIRST]
-        rest = [m for m in manifests if m["kind"] not in WORKLOADS_FIRST]
+        mounted = [m for m in manifests if m["kind"] in MOUNTED]
+        workloads = [m for m in manifests if m["kind"] in WORKLOADS]
+        rest = [m for m in manifests if m["kind"] not in (*MOUNTED, *WORKLOADS)]
+
+        async def mounted_then_workloads() -> list[dict[str, Any]]:
+            return await self.kube.apply_all(mounted) + await self.kube.apply_all(workloads)
+
         try:
-            applied = await self.kube.apply_all(first)
-            applied += await self.kube.apply_all(rest)
+            first, second = await asyncio.gather(
+                mounted_then_workloads(), self.kube.apply_all(rest)
+            )
         except KubeError as e:
             # A refusal of a Secret could quote its data: for those, the code and reason only.
             if e.target.startswith("Secret/"):
                 return [], f"applying {e.target} failed: {e.code} {e.reason}"
             return [], f"applying the platform's objects failed: {e}"
-        return applied, None
+        return first + second, None
 
     async def grow_volumes(self, names: Names, design: PlatformDesign) -> str | None:
         claims = await self.kube.list_objects(
