@@ -1,5 +1,6 @@
 """The order in which a reconcile sends a platform's objects, against the real API server: no
-workload is stored before the Secrets and ConfigMaps its pods mount, and nothing else waits."""
+workload is stored before the Secrets and ConfigMaps its pods mount. (That the Services do
+not wait is a matter of latency, measured by bench/reconcile.py, not asserted here.)"""
 
 from __future__ import annotations
 
