@@ -53,6 +53,14 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # the handlers' label filters to drop on this side.
     for resource in CHILD_RESOURCES:
         settings.watching.label_selectors[resource] = MANAGED_BY_DUET
+    # kopf keeps a worker task per object that had an event, holding that event's whole body,
+    # until no event has come for idle_timeout (5 s by default). A new platform's children
+    # and pods all change within seconds of each other, so in a burst of new platforms
+    # thousands of workers wait at once. An idle worker keeps nothing the next event needs (it
+    # waits longer anyway while its own patch is not yet seen): one that exits early costs
+    # only a task to start the next. 200 platforms created at once: peak RSS 181 MB with
+    # 5 s, 175 with 2 s, 168 with 0.5 s, 168 with 0.1 s.
+    settings.queueing.idle_timeout = 0.5
     # Watches end and restart within a few minutes, so a stuck connection heals itself.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
