@@ -4,7 +4,9 @@ Set beside its baseline, measured in the same run on the same control plane: the
 platforms rendered by `duet render` (the library call behind it) and applied straight with
 `kubectl apply --server-side`, until every StatefulSet is Ready. The ratio is the operator's
 overhead over what the API server, controllers and kwok need anyway. Also printed: p50/p95
-of the reconcile handler (from the operator's own histogram) and the operator's peak RSS.
+of the reconcile handler (from the operator's own histogram, `kind="DataPlatform"`: the
+reconciles a change asks for, creations here; the drift timer's are timed apart as
+`DataPlatformResync`) and the operator's peak RSS.
 
     python bench/reconcile.py [--counts 50 200] [--keep] [--operator-python PYTHON]
 
