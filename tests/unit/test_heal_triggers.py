@@ -20,7 +20,12 @@ from duet_operator.settings import OperatorSettings
 pytestmark = pytest.mark.anyio
 GRACE = HealSettings().provisioning_grace_seconds
 PENDING_POD = {"phase": "Pending"}
-NOW = datetime.now(UTC)
+
+
+def ago(seconds: float) -> datetime:
+    """A creation time, from the clock when the test runs (not when the module is imported:
+    a run can collect this file many minutes before it gets to it)."""
+    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -93,14 +98,14 @@ def test_the_index_holds_platforms_not_yet_provisioned_with_their_age() -> None:
 
 async def test_a_pod_event_of_a_platform_coming_up_asks_for_no_pass() -> None:
     found = memo()
-    await pod_event(found, {"shop/web": [NOW - timedelta(seconds=5)]})
+    await pod_event(found, {"shop/web": [ago(5)]})
     assert found.healer.waiting == set()
     assert await passes_asked(found) == []
 
 
 async def test_a_pod_event_past_the_grace_or_of_a_provisioned_platform_asks_for_one() -> None:
     late = memo()
-    await pod_event(late, {"shop/web": [NOW - timedelta(seconds=GRACE + 1)]})
+    await pod_event(late, {"shop/web": [ago(GRACE + 1)]})
     assert late.healer.waiting == {"shop/web"}
     assert await passes_asked(late) == ["heal pass of shop/web"]
 
@@ -117,7 +122,7 @@ async def test_the_timer_passes_over_a_platform_coming_up_without_reading_it() -
         namespace="shop",
         status={"phase": "Provisioning"},
         memo=found,
-        coming_up={"shop/web": [NOW]},
+        coming_up={"shop/web": [ago(0)]},
     )
     # Past the grace, the pass reads the platform (here: the read that fails the test).
     with pytest.raises(AssertionError, match="read the platform"):
@@ -126,7 +131,7 @@ async def test_the_timer_passes_over_a_platform_coming_up_without_reading_it() -
             namespace="shop",
             status={"phase": "Provisioning"},
             memo=found,
-            coming_up={"shop/web": [NOW - timedelta(seconds=GRACE + 1)]},
+            coming_up={"shop/web": [ago(GRACE + 1)]},
         )
 
 
