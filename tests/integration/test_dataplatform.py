@@ -244,8 +244,8 @@ def test_a_resync_of_a_healthy_platform_writes_nothing(
         return first if versions() == first else None
 
     before = wait_until(settled, timeout=30, what="the platform to settle")
-    sent = applied_objects(duet_operator)
-    resyncs = reconciles(duet_operator, "DataPlatformResync")
+    sent = duet_operator.metric("duet_applied_objects_total")
+    resyncs = duet_operator.metric("duet_reconcile_total", kind="DataPlatformResync")
     # Three more resync periods: the drift timer compares everything, sends nothing and
     # writes nothing.
     with pytest.raises(WaitTimeoutError):
@@ -254,27 +254,11 @@ def test_a_resync_of_a_healthy_platform_writes_nothing(
             timeout=3 * duet_operator.resync_seconds,
             what="a write",
         )
-    assert applied_objects(duet_operator) == sent, "a resync applied objects that were in step"
+    assert duet_operator.metric("duet_applied_objects_total") == sent, (
+        "a resync applied objects that were in step"
+    )
     # The timer's reconciles are timed apart from those a change asks for.
-    assert reconciles(duet_operator, "DataPlatformResync") >= resyncs + 2
-
-
-def reconciles(operator: OperatorProcess, kind: str) -> float:
-    """Reconciles of one `kind` the operator has finished, either result (its /metrics)."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in operator.metrics().splitlines()
-        if line.startswith("duet_reconcile_total{") and f'kind="{kind}"' in line
-    )
-
-
-def applied_objects(operator: OperatorProcess) -> float:
-    """Objects the operator has sent by server-side apply, all kinds (from its /metrics)."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in operator.metrics().splitlines()
-        if line.startswith("duet_applied_objects_total{")
-    )
+    assert duet_operator.metric("duet_reconcile_total", kind="DataPlatformResync") >= resyncs + 2
 
 
 @pytest.mark.parametrize(("policy", "kept"), [("Retain", True), ("Delete", False)])

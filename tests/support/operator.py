@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kubernetes import client, config
+from prometheus_client.parser import text_string_to_metric_families
 
 from duet_operator.models import GROUP, VERSION
 from tests.support.wait import WaitTimeoutError, wait_until
@@ -155,6 +156,16 @@ class OperatorProcess:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
             text: str = response.read().decode()
             return text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` (as exposed: a counter with its `_total`) whose
+        labels include `labels`; 0 for a series not there yet."""
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(self.metrics())
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         OperatorProcess.running.discard(self)
