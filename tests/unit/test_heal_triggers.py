@@ -11,7 +11,7 @@ import kopf
 import pytest
 
 from duet_operator.handlers import background
-from duet_operator.handlers.healing import coming_up, heal_platform, heal_platform_of
+from duet_operator.handlers.healing import coming_up_entry, heal_platform, heal_platform_of
 from duet_operator.healing import HealSettings
 from duet_operator.main import build_registry
 from duet_operator.render.naming import PLATFORM_LABEL
@@ -80,7 +80,7 @@ def test_the_index_holds_platforms_not_yet_provisioned_with_their_age() -> None:
     created = "2026-11-24T10:00:00Z"
 
     def entry(status: dict[str, Any], **meta: Any) -> dict[str, datetime]:
-        return coming_up(
+        return coming_up_entry(
             name="web",
             namespace="shop",
             meta={"creationTimestamp": created, **meta},

@@ -85,11 +85,12 @@ def _new(
     return any(_in_grace(c, settings) for c in created)
 
 
-def coming_up(
+def coming_up_entry(
     name: str, namespace: str | None, meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any
 ) -> dict[str, datetime]:
-    """kopf's index of the platforms not yet provisioned, with their creation time, kept from
-    the platforms' own watch: a pod event of one of them is passed over without reading it."""
+    """A platform's entry in kopf's index `coming_up` (the platforms not yet provisioned, with
+    their creation time, kept from the platforms' own watch): a pod event of one of them is
+    passed over without reading it."""
     created = meta.get("creationTimestamp")
     if status.get("phase") not in COMING_UP or not created or meta.get("deletionTimestamp"):
         # Empty, not None: kopf keeps an object's earlier entries when its handler returns
@@ -172,7 +173,8 @@ async def run_approved(spec: kopf.Spec, namespace: str | None, memo: Any, **_: A
 
 
 def register(registry: kopf.OperatorRegistry, settings: HealSettings) -> None:
-    kopf.index(GROUP, VERSION, PLATFORMS, registry=registry)(coming_up)
+    # The id is the name of the keyword argument kopf passes the index to handlers by.
+    kopf.index(GROUP, VERSION, PLATFORMS, registry=registry, id="coming_up")(coming_up_entry)
     kopf.timer(
         GROUP,
         VERSION,
